@@ -1,0 +1,101 @@
+# tlsfwd — plain Makefile.  `make` builds build/tlsfwd-{client,server,certs}.
+#   make WOLFSSL=system      link Debian's libwolfssl instead of the static build
+#   make SANITIZE=address,undefined   (what `make check` uses, in build/san)
+#   make CC=clang            the same code must build warning-free with clang
+
+WOLFSSL  ?= static
+B        ?= build
+CC       ?= cc
+OPT      ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fno-strict-aliasing -pthread -Ishared
+LDLIBS   += -lev -lm -pthread
+
+ifeq ($(WOLFSSL),system)
+  WOLF_CFLAGS := $(shell pkg-config --cflags wolfssl)
+  WOLF_LIBS   := $(shell pkg-config --libs wolfssl)
+  WOLF_DEP    :=
+else
+  WOLF_CFLAGS := -Ibuild/wolfssl/include
+  WOLF_LIBS   := build/wolfssl/lib/libwolfssl.a
+  WOLF_DEP    := build/wolfssl/lib/libwolfssl.a
+endif
+CFLAGS += $(WOLF_CFLAGS)
+
+ifneq ($(SANITIZE),)
+  CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+SHARED_SRC := $(wildcard shared/*.c)
+SHARED_OBJ := $(SHARED_SRC:%.c=$(B)/obj/%.o)
+CLIENT_OBJ := $(B)/obj/client/main.o
+SERVER_OBJ := $(B)/obj/server/main.o
+CERTS_SRC  := $(wildcard certs/*.c)
+CERTS_OBJ  := $(CERTS_SRC:%.c=$(B)/obj/%.o)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+BINS       := $(B)/tlsfwd-client $(B)/tlsfwd-server $(if $(CERTS_SRC),$(B)/tlsfwd-certs)
+
+PYTEST     := /usr/bin/python3 -m pytest
+
+.PHONY: all deps test unit e2e check valgrind demo bench clean distclean
+all: $(BINS)
+
+deps:
+	@scripts/deps.sh $(if $(filter system,$(WOLFSSL)),system)
+
+build/wolfssl/lib/libwolfssl.a:
+	@scripts/deps.sh
+
+$(B)/obj/%.o: %.c | $(WOLF_DEP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libtlsfwd.a: $(SHARED_OBJ)
+	$(AR) rcs $@ $^
+
+$(B)/tlsfwd-client: $(CLIENT_OBJ) $(B)/libtlsfwd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
+
+$(B)/tlsfwd-server: $(SERVER_OBJ) $(B)/libtlsfwd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
+
+$(B)/tlsfwd-certs: $(CERTS_OBJ) $(B)/libtlsfwd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
+
+$(B)/unit/%: tests/unit/%.c $(B)/libtlsfwd.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS)
+
+unit: deps $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+e2e: deps $(BINS)
+	TLSFWD_BUILD=$(abspath $(B)) $(PYTEST) -q tests/e2e $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) e2e
+
+check: deps
+	$(MAKE) B=build/san SANITIZE=address,undefined OPT="-O1 -g" test
+
+valgrind: deps all
+	TLSFWD_VALGRIND=1 TLSFWD_BUILD=$(abspath $(B)) $(PYTEST) -q tests/e2e $(PYTEST_ARGS)
+
+demo: deps all
+	@scripts/demo.sh
+
+bench: deps all
+	@bench/run.sh
+
+clean:
+	rm -rf build/obj build/unit build/san build/demo build/tlsfwd-* build/libtlsfwd.a
+
+distclean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

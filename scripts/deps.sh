@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# deps.sh [system]: install what tlsfwd needs to build and test on Debian 12,
+# and build wolfSSL from Debian's patched source package into build/wolfssl.
+# Idempotent: a second run installs nothing and builds nothing.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-static}
+build="$top/build"
+prefix="$build/wolfssl"
+
+pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev
+      dpkg-dev autoconf automake libtool
+      python3 python3-pytest python3-msgpack python3-fluent-logger
+      stunnel4 socat openssl valgrind procps psmisc)
+[ "$mode" = system ] && pkgs+=(libwolfssl-dev)
+command -v npm >/dev/null || pkgs+=(npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
+		|| missing+=("$p")
+done
+
+sudo=
+[ "$(id -u)" = 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+updated=
+apt_update() { [ -n "$updated" ] || { $sudo apt-get update -qq; updated=1; }; }
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	apt_update
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ "$mode" = system ] && exit 0
+[ -f "$prefix/lib/libwolfssl.a" ] && exit 0
+
+# apt-get source needs a deb-src entry for the same archive as the deb one.
+if ! grep -rqs '^\s*\(Types:.*deb-src\|deb-src\)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo "deps: adding deb-src entries"
+	if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+		sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
+			| $sudo tee /etc/apt/sources.list.d/tlsfwd-deb-src.sources >/dev/null
+	else
+		grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' \
+			| $sudo tee /etc/apt/sources.list.d/tlsfwd-deb-src.list >/dev/null
+	fi
+	updated=
+fi
+apt_update
+
+src="$build/wolfssl-src"
+rm -rf "$src" && mkdir -p "$src"
+echo "deps: fetching Debian's wolfssl source package"
+(cd "$src" && apt-get source -qq wolfssl >/dev/null 2>&1) || {
+	echo "deps: apt-get source wolfssl failed" >&2; exit 1; }
+dir=$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n1)
+[ -n "$dir" ] || { echo "deps: no wolfssl source tree in $src" >&2; exit 1; }
+
+echo "deps: building wolfSSL (static, --enable-distro --enable-intelasm) in $dir"
+cd "$dir"
+./autogen.sh >/dev/null 2>&1
+./configure -q --prefix="$prefix" --enable-static --disable-shared \
+	--enable-distro --enable-intelasm --enable-certgen --enable-certreq \
+	--enable-certext --enable-crl --enable-session-ticket \
+	--disable-examples --disable-crypttests \
+	CFLAGS="-O2 -fPIC" >/dev/null
+make -s -j"$(nproc)" >/dev/null 2>&1
+make -s install >/dev/null
+# wolfSSL's distro build does not install the generated options.h, yet every
+# user of the headers must see the build's defines; install it ourselves.
+install -m 0644 wolfssl/options.h "$prefix/include/wolfssl/options.h"
+echo "deps: wolfSSL installed in $prefix"

@@ -1,0 +1,29 @@
+/* tlsfwd-server: terminate mutual TLS, authorise the peer and hand its bytes
+ * to an unmodified Fluentd in_forward. */
+#include <stdlib.h>
+#include <stdio.h>
+
+#include "daemon.h"
+#include "log.h"
+
+static int server_prepare(const struct config *cfg, const struct sock_addr *listen,
+    struct tunnel *t, char *err, size_t errsz)
+{
+	(void)listen;
+	if ((t->up = calloc(1, sizeof(*t->up))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	if (upstream_init(&t->up[0], cfg->upstream, NULL, err, errsz) < 0)
+		return -1;
+	t->nup = 1;
+	if (!sock_is_loopback(&t->up[0].addr[0]))
+		log_warn("upstream is not on loopback: bytes leave this host in plaintext",
+		    "upstream=%s", cfg->upstream);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	return daemon_main(ROLE_SERVER, "tlsfwd-server", argc, argv, server_prepare);
+}

@@ -1,0 +1,474 @@
+/* config: the option table, the config file reader and the flag parser. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum opt_type { OPT_STR, OPT_LIST, OPT_INT, OPT_SECONDS, OPT_BOOL, OPT_ENUM };
+
+#define BOTH (ROLE_CLIENT | ROLE_SERVER)
+#define F_REQUIRED 1	/* must be set for the roles it applies to */
+#define F_CLI_ONLY 2	/* not a config-file key */
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	unsigned roles, flags;
+	size_t off;
+	const char *def_client, *def_server;	/* parsed like user input */
+	long min, max;				/* OPT_INT */
+	const char *const *choices;		/* OPT_ENUM, NULL-terminated */
+	const char *help;
+};
+
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_formats[] = { "logfmt", "json", NULL };
+
+#define O(f) offsetof(struct config, f)
+
+static const struct opt opts[] = {
+	{ "config", OPT_STR, BOTH, F_CLI_ONLY, O(config_file), NULL, NULL, 0, 0, NULL,
+	  "read options from FILE first; flags override it" },
+	{ "listen", OPT_STR, BOTH, 0, O(listen), "127.0.0.1:24224", "0.0.0.0:24284", 0, 0, NULL,
+	  "address to accept connections on" },
+	{ "server", OPT_LIST, ROLE_CLIENT, F_REQUIRED, O(server), NULL, NULL, 0, 0, NULL,
+	  "tlsfwd-server (or TLS forward input) HOST:PORT; repeat to fail over" },
+	{ "server-name", OPT_STR, ROLE_CLIENT, 0, O(server_name), NULL, NULL, 0, 0, NULL,
+	  "name to verify and send as SNI (default: host of --server)" },
+	{ "upstream", OPT_STR, ROLE_SERVER, 0, O(upstream), NULL, "127.0.0.1:24224", 0, 0, NULL,
+	  "Fluentd in_forward HOST:PORT to hand the bytes to" },
+	{ "ca", OPT_STR, BOTH, F_REQUIRED, O(ca), NULL, NULL, 0, 0, NULL,
+	  "CA certificates (PEM) the peer's certificate must chain to" },
+	{ "cert", OPT_STR, BOTH, F_REQUIRED, O(cert), NULL, NULL, 0, 0, NULL,
+	  "own certificate chain (PEM)" },
+	{ "key", OPT_STR, BOTH, F_REQUIRED, O(key), NULL, NULL, 0, 0, NULL,
+	  "own private key (PEM), readable by the owner only" },
+	{ "key-pass-env", OPT_STR, BOTH, 0, O(key_pass_env), NULL, NULL, 0, 0, NULL,
+	  "environment variable holding the key's passphrase" },
+	{ "key-pass-file", OPT_STR, BOTH, 0, O(key_pass_file), NULL, NULL, 0, 0, NULL,
+	  "file holding the key's passphrase (first line)" },
+	{ "tls-min", OPT_ENUM, BOTH, 0, O(tls_min), "1.3", "1.3", 0, 0, tls_versions,
+	  "lowest TLS version accepted: 1.2 or 1.3" },
+	{ "connect-timeout", OPT_SECONDS, BOTH, 0, O(connect_timeout), "10", "10", 0, 0, NULL,
+	  "seconds to connect (client: TCP and TLS handshake; server: to the upstream)" },
+	{ "handshake-timeout", OPT_SECONDS, ROLE_SERVER, 0, O(handshake_timeout), NULL, "10", 0, 0, NULL,
+	  "seconds a peer has to complete the TLS handshake" },
+	{ "drain-timeout", OPT_SECONDS, BOTH, 0, O(drain_timeout), "60", "60", 0, 0, NULL,
+	  "seconds a half-closed connection may stay idle; every byte restarts it" },
+	{ "max-conns", OPT_INT, BOTH, 0, O(max_conns), "4096", "4096", 1, 1000000, NULL,
+	  "connections open at once; beyond it new ones wait in the backlog" },
+	{ "workers", OPT_INT, BOTH, 0, O(workers), "0", "0", 0, 256, NULL,
+	  "event-loop threads (0: one per online CPU)" },
+	{ "allow-remote-plaintext", OPT_BOOL, ROLE_CLIENT, 0, O(allow_remote_plaintext), "false", NULL, 0, 0, NULL,
+	  "allow --listen on a non-loopback address (plaintext leaves the host)" },
+	{ "log-level", OPT_ENUM, BOTH, 0, O(log_level), "info", "info", 0, 0, log_levels,
+	  "error, warn, info or debug" },
+	{ "log-format", OPT_ENUM, BOTH, 0, O(log_format), "logfmt", "logfmt", 0, 0, log_formats,
+	  "logfmt or json" },
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void *field(struct config *cfg, const struct opt *o)
+{
+	return (char *)cfg + o->off;
+}
+
+static const void *cfield(const struct config *cfg, const struct opt *o)
+{
+	return (const char *)cfg + o->off;
+}
+
+static const struct opt *opt_find(enum role role, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTS; i++)
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0 &&
+		    (opts[i].roles & role))
+			return &opts[i];
+	return NULL;
+}
+
+static void list_free(struct strlist *l)
+{
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* opt_set(cfg, o, value): parse value into o's field; NULL or a reason. */
+static const char *opt_set(struct config *cfg, const struct opt *o, const char *value)
+{
+	void *f = field(cfg, o);
+	char *end, *dup;
+	int i;
+
+	switch (o->type) {
+	case OPT_STR:
+		if (*value == '\0')
+			return "empty value";
+		if ((dup = strdup(value)) == NULL)
+			return strerror(ENOMEM);
+		free(*(char **)f);
+		*(char **)f = dup;
+		return NULL;
+	case OPT_LIST: {
+		struct strlist *l = f;
+		char **v;
+
+		if (*value == '\0')
+			return "empty value";
+		if ((v = realloc(l->v, sizeof(*v) * (size_t)(l->n + 1))) == NULL ||
+		    (v[l->n] = strdup(value)) == NULL) {
+			if (v != NULL)
+				l->v = v;
+			return strerror(ENOMEM);
+		}
+		l->v = v;
+		l->n++;
+		return NULL;
+	}
+	case OPT_INT: {
+		long n;
+
+		errno = 0;
+		n = strtol(value, &end, 10);
+		if (*value == '\0' || *end != '\0' || errno != 0)
+			return "not a whole number";
+		if (n < o->min || n > o->max)
+			return o->min == 0 ? "out of range (0 to 1000000)" : "must be at least 1";
+		*(long *)f = n;
+		return NULL;
+	}
+	case OPT_SECONDS: {
+		double d;
+
+		errno = 0;
+		d = strtod(value, &end);
+		if (*end == 's')
+			end++;
+		if (*value == '\0' || *end != '\0' || errno != 0 || !isfinite(d))
+			return "not a number of seconds";
+		if (d < 0.001 || d > 86400)
+			return "must be between 0.001 and 86400 seconds";
+		*(double *)f = d;
+		return NULL;
+	}
+	case OPT_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") ||
+		    !strcmp(value, "1"))
+			*(int *)f = 1;
+		else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") ||
+		    !strcmp(value, "0"))
+			*(int *)f = 0;
+		else
+			return "expected true or false";
+		return NULL;
+	case OPT_ENUM:
+		for (i = 0; o->choices[i] != NULL; i++)
+			if (!strcmp(value, o->choices[i])) {
+				*(int *)f = i;
+				return NULL;
+			}
+		return "not one of the accepted values";
+	}
+	return "bad option type";
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* config_read_file: apply every "key = value" line of path. */
+static int config_read_file(struct config *cfg, const char *path, char *err, size_t errsz)
+{
+	unsigned char seen[NOPTS] = { 0 };
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = -1;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errsz, "%s: cannot read config file: %s", path, strerror(errno));
+		return -1;
+	}
+	while (getline(&line, &cap, fp) >= 0) {
+		char *s, *eq, *key, *val, *hash;
+		const struct opt *o;
+		const char *why;
+		size_t vlen;
+
+		lineno++;
+		for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++)
+			if (hash == line || isspace((unsigned char)hash[-1])) {
+				*hash = '\0';
+				break;
+			}
+		s = trim(line);
+		if (*s == '\0')
+			continue;
+		if ((eq = strchr(s, '=')) == NULL) {
+			snprintf(err, errsz, "%s:%d: %s: expected key = value", path, lineno, s);
+			goto out;
+		}
+		*eq = '\0';
+		key = trim(s);
+		val = trim(eq + 1);
+		vlen = strlen(val);
+		if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"') {
+			val[vlen - 1] = '\0';
+			val++;
+		}
+		o = opt_find(cfg->role, key, strlen(key));
+		if (o == NULL || (o->flags & F_CLI_ONLY)) {
+			snprintf(err, errsz, "%s:%d: %s: unknown option%s", path, lineno, key,
+			    o != NULL ? " in a config file" : "");
+			goto out;
+		}
+		if (o->type != OPT_LIST && seen[o - opts]++) {
+			snprintf(err, errsz, "%s:%d: %s: given twice", path, lineno, key);
+			goto out;
+		}
+		if ((why = opt_set(cfg, o, val)) != NULL) {
+			snprintf(err, errsz, "%s:%d: %s: %s: %s", path, lineno, key, why, val);
+			goto out;
+		}
+	}
+	if (ferror(fp)) {
+		snprintf(err, errsz, "%s: read error: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(line);
+	fclose(fp);
+	return rc;
+}
+
+/* The --config value, found before anything else is parsed. */
+static const char *find_config_flag(int argc, char **argv)
+{
+	const char *path = NULL;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			path = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+	}
+	return path;
+}
+
+static int validate(struct config *cfg, char *err, size_t errsz)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		const void *f = cfield(cfg, o);
+
+		if (!(o->flags & F_REQUIRED) || !(o->roles & cfg->role))
+			continue;
+		if ((o->type == OPT_STR && *(char *const *)f == NULL) ||
+		    (o->type == OPT_LIST && ((const struct strlist *)f)->n == 0)) {
+			snprintf(err, errsz, "--%s: required", o->name);
+			return -1;
+		}
+	}
+	if (cfg->key_pass_env != NULL && cfg->key_pass_file != NULL) {
+		snprintf(err, errsz, "--key-pass-env: give either it or --key-pass-file, not both");
+		return -1;
+	}
+	if (cfg->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg->workers = n > 0 ? n : 1;
+	}
+	return 0;
+}
+
+int config_load(struct config *cfg, enum role role, const char *prog, int argc,
+    char **argv, char *err, size_t errsz)
+{
+	unsigned char cli_list_seen[NOPTS] = { 0 };
+	const char *path;
+	size_t i;
+	int a;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->role = role;
+	cfg->prog = prog;
+	for (i = 0; i < NOPTS; i++) {
+		const char *def = role == ROLE_CLIENT ? opts[i].def_client : opts[i].def_server;
+		const char *why;
+
+		if ((opts[i].roles & role) && def != NULL &&
+		    (why = opt_set(cfg, &opts[i], def)) != NULL) {
+			snprintf(err, errsz, "--%s: default: %s", opts[i].name, why);
+			return -1;
+		}
+	}
+
+	if ((path = find_config_flag(argc, argv)) != NULL &&
+	    config_read_file(cfg, path, err, errsz) < 0)
+		return -1;
+
+	for (a = 1; a < argc; a++) {
+		const char *arg = argv[a], *name, *val = NULL, *eq, *why;
+		const struct opt *o;
+		size_t nlen;
+
+		if (!strcmp(arg, "--check")) {
+			cfg->check = 1;
+			continue;
+		}
+		if (!strcmp(arg, "--version") || !strcmp(arg, "-V")) {
+			cfg->version = 1;
+			continue;
+		}
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+			cfg->help = 1;
+			continue;
+		}
+		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+			snprintf(err, errsz, "%s: unexpected argument (options start with --)", arg);
+			return -1;
+		}
+		name = arg + 2;
+		eq = strchr(name, '=');
+		nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+		if ((o = opt_find(role, name, nlen)) == NULL) {
+			snprintf(err, errsz, "--%.*s: unknown option (see --help)", (int)nlen, name);
+			return -1;
+		}
+		if (eq != NULL)
+			val = eq + 1;
+		else if (o->type == OPT_BOOL)
+			val = "true";
+		else if (a + 1 < argc)
+			val = argv[++a];
+		else {
+			snprintf(err, errsz, "--%s: needs a value", o->name);
+			return -1;
+		}
+		if (o->off == O(config_file))
+			continue;	/* already read */
+		if (o->type == OPT_LIST && !cli_list_seen[o - opts]++)
+			list_free(field(cfg, o));	/* flags replace the file's list */
+		if ((why = opt_set(cfg, o, val)) != NULL) {
+			snprintf(err, errsz, "--%s: %s: %s", o->name, why, val);
+			return -1;
+		}
+	}
+	if (path != NULL && (cfg->config_file = strdup(path)) == NULL) {
+		snprintf(err, errsz, "%s", strerror(ENOMEM));
+		return -1;
+	}
+	if (cfg->help || cfg->version)
+		return 0;
+	return validate(cfg, err, errsz);
+}
+
+static void print_value(const struct config *cfg, const struct opt *o, FILE *out)
+{
+	const void *f = cfield(cfg, o);
+	int i;
+
+	switch (o->type) {
+	case OPT_STR:
+		if (*(char *const *)f != NULL)
+			fprintf(out, "%s = %s\n", o->name, *(char *const *)f);
+		else
+			fprintf(out, "# %s is not set\n", o->name);
+		break;
+	case OPT_LIST:
+		for (i = 0; i < ((const struct strlist *)f)->n; i++)
+			fprintf(out, "%s = %s\n", o->name, ((const struct strlist *)f)->v[i]);
+		break;
+	case OPT_INT:
+		fprintf(out, "%s = %ld\n", o->name, *(const long *)f);
+		break;
+	case OPT_SECONDS:
+		fprintf(out, "%s = %g\n", o->name, *(const double *)f);
+		break;
+	case OPT_BOOL:
+		fprintf(out, "%s = %s\n", o->name, *(const int *)f ? "true" : "false");
+		break;
+	case OPT_ENUM:
+		fprintf(out, "%s = %s\n", o->name, o->choices[*(const int *)f]);
+		break;
+	}
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "# %s effective configuration\n", cfg->prog);
+	for (i = 0; i < NOPTS; i++)
+		if ((opts[i].roles & cfg->role) && !(opts[i].flags & F_CLI_ONLY))
+			print_value(cfg, &opts[i], out);
+}
+
+void config_usage(enum role role, const char *prog, FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: %s [--config FILE] [options]\n\noptions:\n", prog);
+	for (i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		const char *def = role == ROLE_CLIENT ? o->def_client : o->def_server;
+
+		if (!(o->roles & role))
+			continue;
+		fprintf(out, "  --%-24s %s", o->name, o->help);
+		if (o->flags & F_REQUIRED)
+			fprintf(out, " (required)");
+		else if (def != NULL)
+			fprintf(out, " (default %s)", def);
+		fputc('\n', out);
+	}
+	fprintf(out, "  --%-24s %s\n", "check", "validate the configuration, print it and exit");
+	fprintf(out, "  --%-24s %s\n", "version", "print versions and build features");
+	fprintf(out, "  --%-24s %s\n", "help", "this text");
+}
+
+void config_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTS; i++) {
+		void *f = field(cfg, &opts[i]);
+
+		if (!(opts[i].roles & cfg->role))
+			continue;
+		if (opts[i].type == OPT_STR) {
+			free(*(char **)f);
+			*(char **)f = NULL;
+		} else if (opts[i].type == OPT_LIST) {
+			list_free(f);
+		}
+	}
+}

@@ -1,0 +1,53 @@
+/* config: one option table drives the command line (--max-conns 100) and the
+ * config file (max-conns = 100, # comments, repeated keys for lists).  The
+ * file is read first, flags override it. */
+#ifndef TLSFWD_CONFIG_H
+#define TLSFWD_CONFIG_H
+
+#include <stdio.h>
+
+enum role { ROLE_CLIENT = 1, ROLE_SERVER = 2 };
+
+struct strlist {
+	char **v;
+	int n;
+};
+
+struct config {
+	enum role role;
+	const char *prog;
+	char *config_file;
+	char *listen;
+	struct strlist server;		/* client: servers, tried in order */
+	char *server_name;		/* client: name verified and sent as SNI */
+	char *upstream;			/* server: Fluentd in_forward */
+	char *ca, *cert, *key, *key_pass_env, *key_pass_file;
+	int tls_min;			/* index into "1.2", "1.3" */
+	double connect_timeout, drain_timeout, handshake_timeout;
+	long max_conns, workers;
+	int log_level;			/* enum log_level */
+	int log_format;			/* enum log_format */
+	int allow_remote_plaintext;
+	int check, version, help;	/* command-line only */
+};
+
+#define TLS_MIN_12 0
+#define TLS_MIN_13 1
+
+/** config_load(cfg, role, prog, argc, argv, err, errsz): fill cfg from the
+ *  defaults, the --config file and the flags, then validate what can be
+ *  checked without I/O.  Returns 0, or -1 with "FILE:LINE: key: reason" or
+ *  "--key: reason" in err.  The caller owns cfg and frees it with config_free(). */
+int config_load(struct config *cfg, enum role role, const char *prog, int argc,
+    char **argv, char *err, size_t errsz);
+
+/** config_print(cfg, out): the effective configuration, in config-file syntax. */
+void config_print(const struct config *cfg, FILE *out);
+
+/** config_usage(role, prog, out): the option list with defaults. */
+void config_usage(enum role role, const char *prog, FILE *out);
+
+/** config_free(cfg): free every string cfg holds. */
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,653 @@
+/* conn: one tunnelled connection — both halves, their rings, the phase timer
+ * and the single teardown path, conn_drop().
+ *
+ * wolfSSL runs on libev's level-triggered watchers: every read, write,
+ * handshake or shutdown attempt that cannot go on records what it waits for
+ * (EV_READ or EV_WRITE, wolfSSL may want either for any call), and after each
+ * event conn_update() pumps both directions until nothing moves, then derives
+ * the watcher set from what is still wanted.  wolfSSL may hold decrypted bytes
+ * the socket no longer signals, so a direction is retried whenever its ring
+ * has room, not only when its socket is readable. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <wolfssl/error-ssl.h>
+
+#include "log.h"
+#include "ring.h"
+
+enum conn_state {
+	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
+	CONN_CONNECTING,	/* TCP connect of end[1] in progress */
+	CONN_RELAYING,		/* both ends up, no EOF yet */
+	CONN_DRAINING,		/* an EOF was seen (or shutdown): idle time is bounded */
+};
+
+enum conn_reason {
+	CONN_DONE,		/* both directions finished */
+	CONN_TRUNCATED,		/* a peer closed or reset without a clean EOF */
+	CONN_NOT_TLS,
+	CONN_HANDSHAKE_FAILED,
+	CONN_HANDSHAKE_TIMEOUT,
+	CONN_CONNECT_FAILED,
+	CONN_READ_ERROR,
+	CONN_WRITE_ERROR,
+	CONN_DRAIN_TIMEOUT,
+	CONN_NOMEM,
+	CONN_SHUTDOWN,
+};
+
+static const struct {
+	const char *msg;
+	enum log_level level;
+	int abortive;		/* close with RST: the peer must not take it for a clean end */
+} reasons[] = {
+	[CONN_DONE]		 = { "closed", LOG_DEBUG, 0 },
+	[CONN_TRUNCATED]	 = { "peer closed without a clean end", LOG_INFO, 0 },
+	[CONN_NOT_TLS]		 = { "refused: not TLS", LOG_WARN, 0 },
+	[CONN_HANDSHAKE_FAILED]	 = { "handshake failed", LOG_WARN, 0 },
+	[CONN_HANDSHAKE_TIMEOUT] = { "handshake timed out", LOG_WARN, 0 },
+	[CONN_CONNECT_FAILED]	 = { "upstream unreachable", LOG_WARN, 1 },
+	[CONN_READ_ERROR]	 = { "read failed", LOG_INFO, 1 },
+	[CONN_WRITE_ERROR]	 = { "write failed", LOG_INFO, 1 },
+	[CONN_DRAIN_TIMEOUT]	 = { "drain timed out", LOG_INFO, 1 },
+	[CONN_NOMEM]		 = { "out of memory", LOG_ERROR, 1 },
+	[CONN_SHUTDOWN]		 = { "closed at shutdown", LOG_INFO, 1 },
+};
+
+struct end {
+	int fd;			/* -1 when not open */
+	WOLFSSL *ssl;		/* NULL: plaintext (or TLS not started yet) */
+	ev_io rio, wio;
+	unsigned char rwait;	/* the last read blocked: EV_READ/EV_WRITE it waits for */
+	unsigned char wwait;	/* the same for write and TLS shutdown */
+	unsigned char hwait;	/* the same for connect and handshake */
+	unsigned char ready;	/* connected, handshake done: bytes may flow */
+	unsigned char eof;	/* no more bytes will be read from this end */
+	unsigned char truncated;	/* eof without close_notify, or reset */
+	unsigned char shut;	/* EOF has been passed on to this end */
+	int wlen;		/* TLS: length of a write that must be retried */
+};
+
+struct conn {
+	struct conn_set *s;
+	struct conn *prev, *next;
+	enum conn_state state;
+	struct end end[2];	/* 0: accepted, 1: connected upstream */
+	struct ring ring[2];	/* ring[i] holds bytes read from end[i] */
+	ev_timer timer;		/* handshake, connect or drain, by state */
+	ev_tstamp start, last;	/* accept time, last byte moved */
+	int up, addr;		/* upstream and address being tried */
+	unsigned long long bytes[2];	/* read from end[i] */
+	char peer[SOCK_NTOP_MAX];
+};
+
+static void conn_update(struct conn *c);
+
+static int tls_end(const struct conn *c)
+{
+	return c->s->t->role == ROLE_CLIENT ? 1 : 0;
+}
+
+static const char *errno_reason(int e)
+{
+	switch (e) {
+	case ECONNREFUSED:	return "connect_refused";
+	case ETIMEDOUT:		return "connect_timeout";
+	case EHOSTUNREACH:
+	case ENETUNREACH:	return "unreachable";
+	case ECONNRESET:	return "reset";
+	case EPIPE:		return "broken_pipe";
+	case EMFILE:
+	case ENFILE:		return "out_of_fds";
+	default:		return "connect_failed";
+	}
+}
+
+static void watch(struct conn *c, ev_io *w, int on)
+{
+	if (on && !ev_is_active(w))
+		ev_io_start(c->s->loop, w);
+	else if (!on && ev_is_active(w))
+		ev_io_stop(c->s->loop, w);
+}
+
+static void timer_arm(struct conn *c, ev_tstamp after)
+{
+	ev_timer_stop(c->s->loop, &c->timer);
+	ev_timer_set(&c->timer, after, 0.);
+	ev_timer_start(c->s->loop, &c->timer);
+}
+
+/* end_close(e, abortive): stop e's watchers, free its TLS, close its socket. */
+static void end_close(struct conn *c, struct end *e, int abortive)
+{
+	watch(c, &e->rio, 0);
+	watch(c, &e->wio, 0);
+	if (e->ssl != NULL) {
+		wolfSSL_free(e->ssl);
+		e->ssl = NULL;
+	}
+	if (e->fd >= 0) {
+		if (abortive) {
+			struct linger lg = { 1, 0 };
+
+			(void)setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		close(e->fd);
+		e->fd = -1;
+	}
+}
+
+static void end_open(struct conn *c, struct end *e, int fd);
+
+/* conn_drop(c, why, detail): the one teardown path.  Logs once, stops every
+ * watcher and the timer, frees TLS and buffers, closes both sockets and
+ * forgets c.  Returns -1 so callers can `return conn_drop(...)`. */
+static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
+{
+	struct conn_set *s = c->s;
+	struct tunnel *t = s->t;
+	int i;
+
+	if (log_enabled(reasons[why].level)) {
+		const char *other = c->up < t->nup ? t->up[c->up].spec : "";
+		int show_other = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
+
+		log_kv(reasons[why].level, reasons[why].msg,
+		    "peer=%s upstream=%s reason=%s sent=%llu received=%llu duration=%f",
+		    c->peer, show_other ? other : "", detail, c->bytes[0], c->bytes[1],
+		    ev_now(s->loop) - c->start);
+	}
+	ev_timer_stop(s->loop, &c->timer);
+	for (i = 0; i < 2; i++) {
+		end_close(c, &c->end[i], reasons[why].abortive);
+		ring_free(&c->ring[i]);
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->n--;
+	atomic_fetch_sub(&t->active, 1);
+	free(c);
+	if (s->stopping && s->n == 0 && s->on_empty != NULL)
+		s->on_empty(s);
+	return -1;
+}
+
+static void drain_arm(struct conn *c)
+{
+	c->state = CONN_DRAINING;
+	c->last = ev_now(c->s->loop);
+	timer_arm(c, c->s->t->drain_timeout);
+}
+
+/* Both ends are up: relay, bounded by the drain timer if an EOF came early. */
+static void conn_relay(struct conn *c)
+{
+	if (c->end[0].eof || c->end[1].eof || c->s->stopping) {
+		drain_arm(c);
+	} else {
+		c->state = CONN_RELAYING;
+		ev_timer_stop(c->s->loop, &c->timer);
+	}
+}
+
+/* tls_start(c, e): a WOLFSSL for end e; the client sets what to verify. */
+static int tls_start(struct conn *c, struct end *e)
+{
+	const struct tunnel *t = c->s->t;
+
+	if ((e->ssl = wolfSSL_new(t->ctx)) == NULL)
+		return conn_drop(c, CONN_NOMEM, "tls_new");
+	wolfSSL_set_fd(e->ssl, e->fd);
+	if (t->role == ROLE_CLIENT) {
+		const struct upstream *u = &t->up[c->up];
+		int ok;
+
+		/* An IP literal is checked against IP SANs and never sent as SNI. */
+		if (u->name_is_ip)
+			ok = wolfSSL_X509_VERIFY_PARAM_set1_ip_asc(wolfSSL_get0_param(e->ssl),
+			    u->name) == WOLFSSL_SUCCESS;
+		else
+			ok = wolfSSL_UseSNI(e->ssl, WOLFSSL_SNI_HOST_NAME, u->name,
+			    (unsigned short)strlen(u->name)) == WOLFSSL_SUCCESS &&
+			    wolfSSL_check_domain_name(e->ssl, u->name) == WOLFSSL_SUCCESS;
+		if (!ok)
+			return conn_drop(c, CONN_NOMEM, "tls_name");
+	}
+	return 0;
+}
+
+/* conn_connect(c): connect end[1] to the current or a later upstream address. */
+static int conn_connect(struct conn *c)
+{
+	const struct tunnel *t = c->s->t;
+	int e = 0;
+
+	for (; c->up < t->nup; c->up++, c->addr = 0) {
+		const struct upstream *u = &t->up[c->up];
+
+		for (; c->addr < u->naddr; c->addr++) {
+			int fd = sock_connect(&u->addr[c->addr]);
+
+			if (fd >= 0) {
+				end_open(c, &c->end[1], fd);
+				c->end[1].hwait = EV_WRITE;
+				c->state = CONN_CONNECTING;
+				timer_arm(c, t->connect_timeout);
+				return 0;
+			}
+			e = errno;
+		}
+	}
+	c->up = t->nup - 1;
+	c->addr = 0;
+	return conn_drop(c, CONN_CONNECT_FAILED, errno_reason(e));
+}
+
+/* conn_retry(c, why, detail): the attempt on end[1] failed; try the next
+ * address or upstream, or drop.  Only before any byte came from upstream. */
+static int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
+{
+	const struct tunnel *t = c->s->t;
+	const struct upstream *u = &t->up[c->up];
+
+	if (c->addr + 1 >= u->naddr && c->up + 1 >= t->nup)
+		return conn_drop(c, why, detail);
+	log_warn("upstream attempt failed, trying the next", "peer=%s upstream=%s reason=%s",
+	    c->peer, u->spec, detail);
+	end_close(c, &c->end[1], 1);
+	if (++c->addr >= u->naddr) {
+		c->up++;
+		c->addr = 0;
+	}
+	return conn_connect(c);
+}
+
+/* conn_handshake(c): advance the TLS handshake on the TLS end. */
+static int conn_handshake(struct conn *c)
+{
+	const struct tunnel *t = c->s->t;
+	struct end *e = &c->end[tls_end(c)];
+	int rc, err;
+
+	if (e->hwait)
+		return 0;
+	if (e->ssl == NULL) {
+		/* Server: look at the first byte before paying for a WOLFSSL, so
+		 * plaintext and silent sockets cost nothing but the fd. */
+		unsigned char b;
+		ssize_t n = recv(e->fd, &b, 1, MSG_PEEK);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			e->hwait = EV_READ;
+			return 0;
+		}
+		if (n <= 0)
+			return conn_drop(c, CONN_HANDSHAKE_FAILED, n == 0 ? "peer_closed" : "reset");
+		if (b != 0x16)	/* not a TLS handshake record */
+			return conn_drop(c, CONN_NOT_TLS, "not_tls");
+		if (tls_start(c, e) < 0)
+			return -1;
+	}
+	rc = t->role == ROLE_CLIENT ? wolfSSL_connect(e->ssl) : wolfSSL_accept(e->ssl);
+	if (rc != WOLFSSL_SUCCESS) {
+		err = wolfSSL_get_error(e->ssl, rc);
+		if (err == WOLFSSL_ERROR_WANT_READ) {
+			e->hwait = EV_READ;
+			return 0;
+		}
+		if (err == WOLFSSL_ERROR_WANT_WRITE) {
+			e->hwait = EV_WRITE;
+			return 0;
+		}
+		if (t->role == ROLE_CLIENT)
+			return conn_retry(c, CONN_HANDSHAKE_FAILED, tls_reason(e->ssl, err));
+		return conn_drop(c, CONN_HANDSHAKE_FAILED, tls_reason(e->ssl, err));
+	}
+	e->ready = 1;
+	if (t->role == ROLE_SERVER) {
+		char subject[256];
+
+		log_info("accepted", "peer=%s subject=%s tls=%s cipher=%s", c->peer,
+		    tls_peer_subject(e->ssl, subject, sizeof(subject)),
+		    wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl));
+		return conn_connect(c);
+	}
+	log_debug("connected", "peer=%s upstream=%s tls=%s cipher=%s", c->peer,
+	    t->up[c->up].spec, wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl));
+	conn_relay(c);
+	return 0;
+}
+
+/* conn_advance(c): the connect and handshake phases; -1 if c was dropped. */
+static int conn_advance(struct conn *c)
+{
+	if (c->state == CONN_CONNECTING) {
+		struct end *u = &c->end[1];
+		int err;
+
+		if (u->hwait)
+			return 0;
+		if ((err = sock_error(u->fd)) != 0)
+			return conn_retry(c, CONN_CONNECT_FAILED, errno_reason(err));
+		if (c->s->t->role == ROLE_SERVER) {
+			u->ready = 1;
+			conn_relay(c);
+			return 0;
+		}
+		if (tls_start(c, u) < 0)
+			return -1;
+		c->state = CONN_HANDSHAKING;
+	}
+	if (c->state == CONN_HANDSHAKING)
+		return conn_handshake(c);
+	return 0;
+}
+
+/* end_eof(c, k, truncated): nothing more will come from end k. */
+static int end_eof(struct conn *c, int k, int truncated)
+{
+	c->end[k].eof = 1;
+	c->end[k].truncated = (unsigned char)truncated;
+	ring_trim(&c->ring[k]);
+	if (c->state == CONN_RELAYING)
+		drain_arm(c);
+	return 1;
+}
+
+/* fill(c, k): read from end k into ring[k].  1 progress, 0 blocked, -1 dropped. */
+static int fill(struct conn *c, int k)
+{
+	struct end *e = &c->end[k];
+	struct ring *r = &c->ring[k];
+	unsigned char *p;
+	size_t n;
+	int rc, err;
+
+	if (!e->ready || e->eof || e->rwait || ring_full(r))
+		return 0;
+	if ((p = ring_wspace(r, &n)) == NULL)
+		return conn_drop(c, CONN_NOMEM, "ring");
+	if (e->ssl != NULL) {
+		rc = wolfSSL_read(e->ssl, p, (int)n);
+		if (rc > 0) {
+			ring_commit(r, (size_t)rc);
+			c->bytes[k] += (unsigned long long)rc;
+			return 1;
+		}
+		err = wolfSSL_get_error(e->ssl, rc);
+		ring_trim(r);
+		if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
+			e->rwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+			return 0;
+		}
+		if (err == WOLFSSL_ERROR_ZERO_RETURN || err == ZERO_RETURN)
+			return end_eof(c, k, 0);	/* close_notify: a clean half-close */
+		if (err == SOCKET_PEER_CLOSED_E || rc == 0)
+			return end_eof(c, k, 1);	/* TCP closed or reset under TLS */
+		return conn_drop(c, CONN_READ_ERROR, tls_reason(e->ssl, err));
+	}
+	rc = (int)read(e->fd, p, n);
+	if (rc > 0) {
+		ring_commit(r, (size_t)rc);
+		c->bytes[k] += (unsigned long long)rc;
+		if ((size_t)rc < n)
+			e->rwait = EV_READ;	/* drained the socket: wait for more */
+		return 1;
+	}
+	ring_trim(r);
+	if (rc == 0)
+		return end_eof(c, k, 0);
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		e->rwait = EV_READ;
+		return 0;
+	}
+	if (errno == EINTR)
+		return 1;
+	if (errno == ECONNRESET)
+		return end_eof(c, k, 1);	/* deliver what came before the reset */
+	return conn_drop(c, CONN_READ_ERROR, errno_reason(errno));
+}
+
+/* shut(c, d): pass the EOF on to end d (close_notify and/or FIN). */
+static int shut(struct conn *c, struct end *d)
+{
+	if (d->ssl != NULL) {
+		int rc = wolfSSL_shutdown(d->ssl);
+
+		if (rc != WOLFSSL_SUCCESS && rc != WOLFSSL_SHUTDOWN_NOT_DONE) {
+			int err = wolfSSL_get_error(d->ssl, rc);
+
+			if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
+				d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+				return 0;
+			}
+			return conn_drop(c, CONN_WRITE_ERROR, tls_reason(d->ssl, err));
+		}
+	}
+	/* After close_notify, the FIN: the peer's reads end either way. */
+	if (shutdown(d->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+		return conn_drop(c, CONN_WRITE_ERROR, errno_reason(errno));
+	d->shut = 1;
+	return 1;
+}
+
+/* flush(c, k): write ring[k] to the other end, then pass on an EOF from end k. */
+static int flush(struct conn *c, int k)
+{
+	struct end *d = &c->end[1 - k];
+	struct ring *r = &c->ring[k];
+	const unsigned char *p;
+	size_t n;
+	int rc, err;
+
+	if (!d->ready || d->shut || d->wwait)
+		return 0;
+	if (ring_len(r) == 0)
+		return c->end[k].eof ? shut(c, d) : 0;
+	p = ring_rdata(r, &n);
+	if (d->ssl != NULL) {
+		if (d->wlen > 0)
+			n = (size_t)d->wlen;	/* wolfSSL wants the same write again */
+		rc = wolfSSL_write(d->ssl, p, (int)n);
+		if (rc > 0) {
+			ring_consume(r, (size_t)rc);
+			d->wlen = 0;
+			return 1;
+		}
+		err = wolfSSL_get_error(d->ssl, rc);
+		if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
+			d->wlen = (int)n;
+			d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+			return 0;
+		}
+		return conn_drop(c, CONN_WRITE_ERROR, tls_reason(d->ssl, err));
+	}
+	rc = (int)send(d->fd, p, n, MSG_NOSIGNAL);
+	if (rc > 0) {
+		ring_consume(r, (size_t)rc);
+		if ((size_t)rc < n)
+			d->wwait = EV_WRITE;	/* socket buffer full */
+		return 1;
+	}
+	if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		d->wwait = EV_WRITE;
+		return 0;
+	}
+	if (rc < 0 && errno == EINTR)
+		return 1;
+	return conn_drop(c, CONN_WRITE_ERROR, errno_reason(errno));
+}
+
+/* conn_update(c): move bytes both ways until nothing moves, end the
+ * connection if both directions are done, else set the watchers. */
+static void conn_update(struct conn *c)
+{
+	int k, rc, moved = 0, progress;
+
+	do {
+		progress = 0;
+		for (k = 0; k < 2; k++) {
+			if ((rc = fill(c, k)) < 0 || (rc |= flush(c, k)) < 0)
+				return;
+			progress |= rc;
+		}
+		moved |= progress;
+	} while (progress);
+	if (moved)
+		c->last = ev_now(c->s->loop);
+
+	/* Done when EOF went both ways, or when a truncated end's bytes are out
+	 * (its peer is gone: nothing can be delivered to it any more). */
+	if (c->end[0].shut && c->end[1].shut) {
+		conn_drop(c, CONN_DONE, "done");
+		return;
+	}
+	for (k = 0; k < 2; k++)
+		if (c->end[k].truncated && c->end[1 - k].shut) {
+			conn_drop(c, CONN_TRUNCATED, "no_close_notify");
+			return;
+		}
+
+	for (k = 0; k < 2; k++) {
+		struct end *e = &c->end[k];
+		int ev = e->hwait;
+
+		if (e->ready && !e->eof && !ring_full(&c->ring[k]))
+			ev |= e->rwait;
+		if (e->ready && !e->shut && (ring_len(&c->ring[1 - k]) > 0 || c->end[1 - k].eof))
+			ev |= e->wwait;
+		if (e->fd >= 0) {
+			watch(c, &e->rio, ev & EV_READ);
+			watch(c, &e->wio, ev & EV_WRITE);
+		}
+	}
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	struct end *e = (w == &c->end[0].rio || w == &c->end[0].wio) ? &c->end[0] : &c->end[1];
+	int ev = revents & (EV_READ | EV_WRITE);
+
+	(void)loop;
+	if (e->rwait & ev)
+		e->rwait = 0;
+	if (e->wwait & ev)
+		e->wwait = 0;
+	if (e->hwait & ev)
+		e->hwait = 0;
+	if (conn_advance(c) < 0)
+		return;
+	conn_update(c);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+	const struct tunnel *t = c->s->t;
+	ev_tstamp left;
+
+	(void)revents;
+	switch (c->state) {
+	case CONN_HANDSHAKING:
+		if (t->role == ROLE_SERVER) {
+			conn_drop(c, CONN_HANDSHAKE_TIMEOUT, "handshake_timeout");
+			break;
+		}
+		/* the client's connect timeout covers its handshake */
+		/* FALLTHROUGH */
+	case CONN_CONNECTING:
+		if (conn_retry(c, CONN_CONNECT_FAILED, "connect_timeout") == 0)
+			conn_update(c);
+		break;
+	case CONN_DRAINING:
+		left = c->last + t->drain_timeout;
+		if (c->s->stopping && c->s->deadline < left)
+			left = c->s->deadline;
+		left -= ev_now(loop);
+		if (left > 0)
+			timer_arm(c, left);
+		else
+			conn_drop(c, c->s->stopping ? CONN_SHUTDOWN : CONN_DRAIN_TIMEOUT,
+			    "drain_timeout");
+		break;
+	case CONN_RELAYING:
+		break;
+	}
+}
+
+static void end_open(struct conn *c, struct end *e, int fd)
+{
+	e->fd = fd;
+	e->rwait = e->wwait = e->hwait = 0;
+	ev_io_init(&e->rio, io_cb, fd, EV_READ);
+	ev_io_init(&e->wio, io_cb, fd, EV_WRITE);
+	e->rio.data = e->wio.data = c;
+}
+
+void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	char addr[SOCK_NTOP_MAX];
+
+	if (c == NULL) {
+		log_error("out of memory", "peer=%s", sock_ntop(peer, addr));
+		close(fd);
+		atomic_fetch_sub(&s->t->active, 1);
+		return;
+	}
+	c->s = s;
+	c->next = s->head;
+	if (s->head != NULL)
+		s->head->prev = c;
+	s->head = c;
+	s->n++;
+	sock_ntop(peer, c->peer);
+	sock_nodelay(fd);
+	c->end[1].fd = -1;
+	end_open(c, &c->end[0], fd);
+	c->start = c->last = ev_now(s->loop);
+	ev_init(&c->timer, timer_cb);
+	c->timer.data = c;
+
+	if (s->t->role == ROLE_SERVER) {
+		c->state = CONN_HANDSHAKING;
+		timer_arm(c, s->t->handshake_timeout);
+		if (conn_handshake(c) < 0)
+			return;
+	} else {
+		c->end[0].ready = 1;
+		if (conn_connect(c) < 0)
+			return;
+	}
+	conn_update(c);
+}
+
+void conn_set_stop(struct conn_set *s, int force)
+{
+	struct conn *c, *next;
+
+	if (!s->stopping)
+		s->deadline = ev_now(s->loop) + s->t->drain_timeout;
+	s->stopping = 1;
+	for (c = s->head; c != NULL; c = next) {
+		next = c->next;
+		if (force)
+			conn_drop(c, CONN_SHUTDOWN, "shutdown");
+		else if (c->state == CONN_RELAYING)
+			drain_arm(c);
+	}
+	if (s->n == 0 && s->on_empty != NULL)
+		s->on_empty(s);
+}

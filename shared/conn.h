@@ -1,0 +1,57 @@
+/* conn: one tunnelled connection, both halves.  Bytes flow
+ * accept -> end[0] -> ring[0] -> end[1] -> upstream and back through ring[1];
+ * one of the two ends speaks TLS: end[1] on the client, end[0] on the server. */
+#ifndef TLSFWD_CONN_H
+#define TLSFWD_CONN_H
+
+#include <stdatomic.h>
+#include <ev.h>
+
+#include "config.h"
+#include "sock.h"
+#include "tls.h"
+
+#define UPSTREAM_ADDRS 8
+
+/* Where a connection goes: a tlsfwd-server (client role) or Fluentd (server role). */
+struct upstream {
+	char spec[300];			/* as configured, for logs */
+	char name[256];			/* client: name verified and sent as SNI */
+	int name_is_ip;			/* verified against IP SANs, never sent as SNI */
+	struct sock_addr addr[UPSTREAM_ADDRS];
+	int naddr;
+};
+
+/* What every connection of the process shares; read-only once workers run. */
+struct tunnel {
+	enum role role;
+	WOLFSSL_CTX *ctx;
+	struct upstream *up;		/* tried in order until one connects */
+	int nup;
+	double connect_timeout, handshake_timeout, drain_timeout;
+	long max_conns;
+	atomic_long active;		/* open connections, all workers */
+};
+
+struct conn;
+
+/* The connections of one worker (one event loop). */
+struct conn_set {
+	struct ev_loop *loop;
+	struct tunnel *t;
+	struct conn *head;
+	long n;
+	int stopping;			/* draining for shutdown */
+	ev_tstamp deadline;		/* when stopping: the latest any may live */
+	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
+};
+
+/** conn_start(s, fd, peer): take ownership of the accepted socket fd and start
+ *  tunnelling it.  Counts in s->t->active; on failure the fd is closed. */
+void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer);
+
+/** conn_set_stop(s, force): shutdown.  Without force every connection may
+ *  finish, each bounded by the drain timeout; with force all are dropped now. */
+void conn_set_stop(struct conn_set *s, int force);
+
+#endif

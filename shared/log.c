@@ -1,0 +1,176 @@
+/* log: logfmt or JSON event lines.  Each line is built in a local buffer and
+ * written with one write(2), so lines from worker threads never interleave. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_prog = "tlsfwd";
+static enum log_level log_max = LOG_INFO;
+static enum log_format log_fmt = LOG_LOGFMT;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+struct line {
+	char buf[2048];
+	size_t len;
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+	size_t room = sizeof(l->buf) - 1 - l->len;	/* keep one byte for '\n' */
+
+	if (n > room)
+		n = room;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+	put(l, s, strlen(s));
+}
+
+/* A string value: quoted and escaped when logfmt or JSON needs it. */
+static void put_str(struct line *l, const char *s)
+{
+	int quote = log_fmt == LOG_JSON || *s == '\0' || strpbrk(s, " \"=\\\t\r\n") != NULL;
+	char esc[8];
+
+	if (quote)
+		put(l, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			put(l, esc, 2);
+		} else if (c == '\n') {
+			put(l, "\\n", 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			put(l, esc, 6);
+		} else {
+			put(l, (const char *)&c, 1);
+		}
+	}
+	if (quote)
+		put(l, "\"", 1);
+}
+
+static void put_key(struct line *l, const char *key, size_t n)
+{
+	if (log_fmt == LOG_JSON) {
+		put(l, ",\"", 2);
+		put(l, key, n);
+		put(l, "\":", 2);
+	} else {
+		put(l, " ", 1);
+		put(l, key, n);
+		put(l, "=", 1);
+	}
+}
+
+void log_setup(const char *prog, enum log_level level, enum log_format format)
+{
+	log_prog = prog;
+	log_max = level;
+	log_fmt = format;
+}
+
+int log_enabled(enum log_level level)
+{
+	return level <= log_max;
+}
+
+void log_kv(enum log_level level, const char *msg, const char *fields, ...)
+{
+	struct line l = { .len = 0 };
+	struct timeval tv;
+	struct tm tm;
+	char ts[64], num[64];
+	const char *p;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (long)(tv.tv_usec / 1000));
+
+	if (log_fmt == LOG_JSON) {
+		puts_(&l, "{\"ts\":\"");
+		puts_(&l, ts);
+		puts_(&l, "\"");
+	} else {
+		puts_(&l, "ts=");
+		puts_(&l, ts);
+	}
+	put_key(&l, "level", 5);
+	put_str(&l, level_names[level]);
+	put_key(&l, "prog", 4);
+	put_str(&l, log_prog);
+	put_key(&l, "msg", 3);
+	put_str(&l, msg);
+
+	va_start(ap, fields);
+	for (p = fields; p != NULL && *p != '\0';) {
+		const char *eq, *conv;
+		int isstr = 0;
+
+		while (*p == ' ')
+			p++;
+		if ((eq = strchr(p, '=')) == NULL || eq[1] != '%')
+			break;
+		put_key(&l, p, (size_t)(eq - p));
+		conv = eq + 2;
+		if (conv[0] == 's') {
+			const char *s = va_arg(ap, const char *);
+
+			put_str(&l, s != NULL ? s : "");
+			isstr = 1;
+			p = conv + 1;
+		} else if (conv[0] == 'd') {
+			snprintf(num, sizeof(num), "%d", va_arg(ap, int));
+			p = conv + 1;
+		} else if (conv[0] == 'u') {
+			snprintf(num, sizeof(num), "%u", va_arg(ap, unsigned));
+			p = conv + 1;
+		} else if (conv[0] == 'f') {
+			snprintf(num, sizeof(num), "%.3f", va_arg(ap, double));
+			p = conv + 1;
+		} else if (conv[0] == 'z' && conv[1] == 'u') {
+			snprintf(num, sizeof(num), "%zu", va_arg(ap, size_t));
+			p = conv + 2;
+		} else if (conv[0] == 'l' && conv[1] == 'l') {
+			if (conv[2] == 'u')
+				snprintf(num, sizeof(num), "%llu", va_arg(ap, unsigned long long));
+			else
+				snprintf(num, sizeof(num), "%lld", va_arg(ap, long long));
+			p = conv + 3;
+		} else if (conv[0] == 'l') {
+			if (conv[1] == 'u')
+				snprintf(num, sizeof(num), "%lu", va_arg(ap, unsigned long));
+			else
+				snprintf(num, sizeof(num), "%ld", va_arg(ap, long));
+			p = conv + 2;
+		} else {
+			break;
+		}
+		if (!isstr)
+			puts_(&l, num);
+	}
+	va_end(ap);
+
+	if (log_fmt == LOG_JSON)
+		put(&l, "}", 1);
+	l.buf[l.len++] = '\n';
+	(void)!write(STDERR_FILENO, l.buf, l.len);
+}

@@ -1,0 +1,28 @@
+/* log: one line per event on stderr, logfmt or JSON, written with a single write(2). */
+#ifndef TLSFWD_LOG_H
+#define TLSFWD_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_LOGFMT, LOG_JSON };
+
+/** log_setup(prog, level, format): set the program name and what is printed. */
+void log_setup(const char *prog, enum log_level level, enum log_format format);
+
+/** log_enabled(level): non-zero if a line at this level would be printed. */
+int log_enabled(enum log_level level);
+
+/**
+ * log_kv(level, msg, fields, ...): print one event.  fields is a template of
+ * space-separated key=%conv pairs ("peer=%s bytes=%llu"); each %conv takes the
+ * next argument.  Supported: %s %d %u %ld %lu %lld %llu %zu %f.  A NULL %s
+ * prints as an empty string.  fields may be NULL.
+ */
+void log_kv(enum log_level level, const char *msg, const char *fields, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_error(...) log_kv(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_kv(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_kv(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_kv(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif
