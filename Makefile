@@ -81,6 +81,7 @@ test: deps
 	$(MAKE) e2e
 
 check: deps
+	$(MAKE) B=build/clang CC=clang all
 	$(MAKE) B=build/san SANITIZE=address,undefined OPT="-O1 -g" test
 
 valgrind: deps all
@@ -93,7 +94,7 @@ bench: deps all
 	@bench/run.sh
 
 clean:
-	rm -rf build/obj build/unit build/san build/demo build/tlsfwd-* build/libtlsfwd.a
+	rm -rf build/obj build/unit build/san build/clang build/demo build/tlsfwd-* build/libtlsfwd.a
 
 distclean:
 	rm -rf build
