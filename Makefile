@@ -70,7 +70,7 @@ $(B)/unit/%: tests/unit/%.c $(B)/libtlsfwd.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS)
 
 unit: deps $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
 
 e2e: deps $(BINS)
 	TLSFWD_BUILD=$(abspath $(B)) $(PYTEST) -q tests/e2e $(PYTEST_ARGS)

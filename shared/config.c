@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -107,8 +108,10 @@ static void list_free(struct strlist *l)
 	l->n = 0;
 }
 
-/* opt_set(cfg, o, value): parse value into o's field; NULL or a reason. */
-static const char *opt_set(struct config *cfg, const struct opt *o, const char *value)
+/* opt_set(cfg, o, value, why, whysz): parse value into o's field.  NULL, or
+ * why holding the reason. */
+static const char *opt_set(struct config *cfg, const struct opt *o, const char *value,
+    char *why, size_t whysz)
 {
 	void *f = field(cfg, o);
 	char *end, *dup;
@@ -146,8 +149,10 @@ static const char *opt_set(struct config *cfg, const struct opt *o, const char *
 		n = strtol(value, &end, 10);
 		if (*value == '\0' || *end != '\0' || errno != 0)
 			return "not a whole number";
-		if (n < o->min || n > o->max)
-			return o->min == 0 ? "out of range (0 to 1000000)" : "must be at least 1";
+		if (n < o->min || n > o->max) {
+			snprintf(why, whysz, "out of range (%ld to %ld)", o->min, o->max);
+			return why;
+		}
 		*(long *)f = n;
 		return NULL;
 	}
@@ -198,6 +203,23 @@ static char *trim(char *s)
 	return s;
 }
 
+/* strip_comment(line): cut a '#' that starts the line or follows white space,
+ * unless it stands inside double quotes. */
+static void strip_comment(char *line)
+{
+	int quoted = 0;
+	char *p;
+
+	for (p = line; *p != '\0'; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '#' && !quoted && (p == line || isspace((unsigned char)p[-1]))) {
+			*p = '\0';
+			return;
+		}
+	}
+}
+
 /* config_read_file: apply every "key = value" line of path. */
 static int config_read_file(struct config *cfg, const char *path, char *err, size_t errsz)
 {
@@ -212,17 +234,14 @@ static int config_read_file(struct config *cfg, const char *path, char *err, siz
 		return -1;
 	}
 	while (getline(&line, &cap, fp) >= 0) {
-		char *s, *eq, *key, *val, *hash;
+		char *s, *eq, *key, *val;
 		const struct opt *o;
+		char whybuf[128];
 		const char *why;
 		size_t vlen;
 
 		lineno++;
-		for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++)
-			if (hash == line || isspace((unsigned char)hash[-1])) {
-				*hash = '\0';
-				break;
-			}
+		strip_comment(line);
 		s = trim(line);
 		if (*s == '\0')
 			continue;
@@ -248,7 +267,7 @@ static int config_read_file(struct config *cfg, const char *path, char *err, siz
 			snprintf(err, errsz, "%s:%d: %s: given twice", path, lineno, key);
 			goto out;
 		}
-		if ((why = opt_set(cfg, o, val)) != NULL) {
+		if ((why = opt_set(cfg, o, val, whybuf, sizeof(whybuf))) != NULL) {
 			snprintf(err, errsz, "%s:%d: %s: %s: %s", path, lineno, key, why, val);
 			goto out;
 		}
@@ -304,7 +323,7 @@ static int validate(struct config *cfg, char *err, size_t errsz)
 	if (cfg->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-		cfg->workers = n > 0 ? n : 1;
+		cfg->workers = n < 1 ? 1 : n > 256 ? 256 : n;
 	}
 	return 0;
 }
@@ -322,10 +341,11 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 	cfg->prog = prog;
 	for (i = 0; i < NOPTS; i++) {
 		const char *def = role == ROLE_CLIENT ? opts[i].def_client : opts[i].def_server;
+		char whybuf[128];
 		const char *why;
 
 		if ((opts[i].roles & role) && def != NULL &&
-		    (why = opt_set(cfg, &opts[i], def)) != NULL) {
+		    (why = opt_set(cfg, &opts[i], def, whybuf, sizeof(whybuf))) != NULL) {
 			snprintf(err, errsz, "--%s: default: %s", opts[i].name, why);
 			return -1;
 		}
@@ -337,6 +357,7 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 
 	for (a = 1; a < argc; a++) {
 		const char *arg = argv[a], *name, *val = NULL, *eq, *why;
+		char whybuf[128];
 		const struct opt *o;
 		size_t nlen;
 
@@ -377,7 +398,7 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 			continue;	/* already read */
 		if (o->type == OPT_LIST && !cli_list_seen[o - opts]++)
 			list_free(field(cfg, o));	/* flags replace the file's list */
-		if ((why = opt_set(cfg, o, val)) != NULL) {
+		if ((why = opt_set(cfg, o, val, whybuf, sizeof(whybuf))) != NULL) {
 			snprintf(err, errsz, "--%s: %s: %s", o->name, why, val);
 			return -1;
 		}
@@ -391,6 +412,32 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 	return validate(cfg, err, errsz);
 }
 
+/* print_str(out, name, v): "name = v", quoted when v holds a comment start
+ * or edge white space that the reader would otherwise drop. */
+static void print_str(FILE *out, const char *name, const char *v)
+{
+	size_t n = strlen(v);
+	int quote = strchr(v, '#') != NULL || n == 0 || isspace((unsigned char)v[0]) ||
+	    isspace((unsigned char)v[n - 1]) || (v[0] == '"' && v[n - 1] == '"');
+
+	fprintf(out, quote ? "%s = \"%s\"\n" : "%s = %s\n", name, v);
+}
+
+/* print_seconds(out, name, d): the shortest form that reads back exactly. */
+static void print_seconds(FILE *out, const char *name, double d)
+{
+	char buf[40];
+	int prec;
+
+	for (prec = 6; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	snprintf(buf, sizeof(buf), "%.*g", prec, d);
+	fprintf(out, "%s = %s\n", name, buf);
+}
+
 static void print_value(const struct config *cfg, const struct opt *o, FILE *out)
 {
 	const void *f = cfield(cfg, o);
@@ -399,19 +446,19 @@ static void print_value(const struct config *cfg, const struct opt *o, FILE *out
 	switch (o->type) {
 	case OPT_STR:
 		if (*(char *const *)f != NULL)
-			fprintf(out, "%s = %s\n", o->name, *(char *const *)f);
+			print_str(out, o->name, *(char *const *)f);
 		else
 			fprintf(out, "# %s is not set\n", o->name);
 		break;
 	case OPT_LIST:
 		for (i = 0; i < ((const struct strlist *)f)->n; i++)
-			fprintf(out, "%s = %s\n", o->name, ((const struct strlist *)f)->v[i]);
+			print_str(out, o->name, ((const struct strlist *)f)->v[i]);
 		break;
 	case OPT_INT:
 		fprintf(out, "%s = %ld\n", o->name, *(const long *)f);
 		break;
 	case OPT_SECONDS:
-		fprintf(out, "%s = %g\n", o->name, *(const double *)f);
+		print_seconds(out, o->name, *(const double *)f);
 		break;
 	case OPT_BOOL:
 		fprintf(out, "%s = %s\n", o->name, *(const int *)f ? "true" : "false");

@@ -2,6 +2,7 @@
 #include "sock.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -56,7 +57,7 @@ int sock_split(const char *spec, char *host, size_t hostsz, char *port,
 	}
 	errno = 0;
 	p = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 1 || p > 65535) {
+	if (!isdigit((unsigned char)colon[1]) || *end != '\0' || errno != 0 || p < 1 || p > 65535) {
 		*why = "port must be a number from 1 to 65535";
 		return -1;
 	}
