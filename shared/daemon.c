@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "tls.h"
@@ -38,6 +39,25 @@ int upstream_init(struct upstream *u, const char *spec, const char *name, char *
 	strcpy(u->name, name);
 	u->name_is_ip = sock_is_ip(name);
 	return 0;
+}
+
+/* raise_fd_limit(max_conns): every connection holds two descriptors; take
+ * the hard limit as our soft one and say so if it still does not fit. */
+static void raise_fd_limit(long max_conns)
+{
+	struct rlimit rl;
+	long need = 2 * max_conns + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < need)
+		log_warn("open-file limit is too low for --max-conns: connections beyond it "
+		    "wait in the backlog", "nofile=%ld max_conns=%ld needed=%ld",
+		    (long)rl.rlim_cur, max_conns, need);
 }
 
 static void print_version(const char *prog)
@@ -97,6 +117,7 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 		goto out_ctx;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(cfg.max_conns);
 	rc = workers_run(&t, &listen, (int)cfg.workers);
 out_ctx:
 	wolfSSL_CTX_free(t.ctx);
