@@ -46,7 +46,7 @@ echo "== tlsfwd-client on 127.0.0.1:$client_port -> server (mutual TLS)"
 pids+=($!)
 wait_for "$d/client.log" msg=listening
 
-echo "== sending one event to 127.0.0.1:$client_port with fluent-logger (acks on)"
+echo "== sending one event to 127.0.0.1:$client_port with fluent-logger (python3-fluent-logger)"
 $py - "$client_port" <<'PY'
 import sys
 from fluent import sender
