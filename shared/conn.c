@@ -71,7 +71,6 @@ struct end {
 	unsigned char eof;	/* no more bytes will be read from this end */
 	unsigned char truncated;	/* eof without close_notify, or reset */
 	unsigned char shut;	/* EOF has been passed on to this end */
-	unsigned char ticketed;	/* client: this connection's session was cached */
 	int wlen;		/* TLS: length of a write that must be retried */
 };
 
@@ -224,26 +223,8 @@ static int tls_start(struct conn *c, struct end *e)
 			    wolfSSL_check_domain_name(e->ssl, u->name) == WOLFSSL_SUCCESS;
 		if (!ok)
 			return conn_drop(c, CONN_NOMEM, "tls_name");
-		/* Resume with this worker's newest ticket for the server, if any:
-		 * a TLS 1.3 resumption skips the certificate signatures. */
-		if (c->s->sessions[c->up] != NULL)
-			(void)wolfSSL_set_session(e->ssl, c->s->sessions[c->up]);
 	}
 	return 0;
-}
-
-/* session_keep(c, e): once per client connection, when the server's ticket
- * has arrived, keep the session for the next connection to this server. */
-static void session_keep(struct conn *c, struct end *e)
-{
-	WOLFSSL_SESSION **slot = &c->s->sessions[c->up], *sess;
-
-	if (!wolfSSL_SESSION_is_resumable(wolfSSL_get_session(e->ssl)) ||
-	    (sess = wolfSSL_get1_session(e->ssl)) == NULL)
-		return;
-	e->ticketed = 1;
-	wolfSSL_SESSION_free(*slot);
-	*slot = sess;
 }
 
 /* conn_connect(c): connect end[1] to the current or a later upstream address. */
@@ -401,8 +382,6 @@ static int fill(struct conn *c, int k)
 		return conn_drop(c, CONN_NOMEM, "ring");
 	if (e->ssl != NULL) {
 		rc = wolfSSL_read(e->ssl, p, (int)n);
-		if (!e->ticketed && c->s->sessions != NULL)
-			session_keep(c, e);
 		if (rc > 0) {
 			ring_commit(r, (size_t)rc);
 			c->bytes[k] += (unsigned long long)rc;
@@ -655,28 +634,6 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 			return;
 	}
 	conn_update(c);
-}
-
-int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
-{
-	memset(s, 0, sizeof(*s));
-	s->loop = loop;
-	s->t = t;
-	if (t->role == ROLE_CLIENT &&
-	    (s->sessions = calloc((size_t)t->nup, sizeof(*s->sessions))) == NULL)
-		return -1;
-	return 0;
-}
-
-void conn_set_free(struct conn_set *s)
-{
-	int i;
-
-	if (s->sessions != NULL)
-		for (i = 0; i < s->t->nup; i++)
-			wolfSSL_SESSION_free(s->sessions[i]);
-	free(s->sessions);
-	s->sessions = NULL;
 }
 
 void conn_set_stop(struct conn_set *s, int force)

@@ -44,14 +44,7 @@ struct conn_set {
 	int stopping;			/* draining for shutdown */
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
-	WOLFSSL_SESSION **sessions;	/* client: the newest resumable session per upstream */
 };
-
-/** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */
-int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t);
-
-/** conn_set_free(s): free what an empty set still holds (cached sessions). */
-void conn_set_free(struct conn_set *s);
 
 /** conn_start(s, fd, peer): take ownership of the accepted socket fd and start
  *  tunnelling it.  Counts in s->t->active; on failure the fd is closed. */

@@ -207,7 +207,12 @@ const char *tls_reason(WOLFSSL *ssl, int err)
 			return alert_reason(h.last_rx.code);
 		return "peer_alert";
 	}
-	default:			return "tls_error";
+	default: {
+		static _Thread_local char buf[32];
+
+		snprintf(buf, sizeof(buf), "tls_error:%d", err);
+		return buf;
+	}
 	}
 }
 
