@@ -49,7 +49,9 @@ deps:
 build/wolfssl/lib/libwolfssl.a:
 	@scripts/deps.sh
 
-$(B)/obj/%.o: %.c | $(WOLF_DEP)
+# Every object depends on the wolfSSL build: a rebuilt wolfSSL (new flags,
+# new options.h) rebuilds everything.
+$(B)/obj/%.o: %.c $(WOLF_DEP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
