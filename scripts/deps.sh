@@ -42,7 +42,24 @@ fi
 flags="--enable-static --disable-shared --enable-distro --enable-intelasm \
 --enable-sp --enable-sp-asm --enable-certgen --enable-certreq --enable-certext \
 --enable-crl --enable-session-ticket --disable-examples --disable-crypttests"
+# configure puts HAVE___UINT128_T only in the uninstalled config.h (it does
+# define it whenever the compiler has __uint128_t), yet it sets the size of
+# sp_int digits and so of RsaKey and ecc_key: users of those structs must see
+# it too, or wolfSSL writes past them.  Idempotent.
+fix_options_h() {
+	local h="$1/include/wolfssl/options.h"
+	grep -q 'tlsfwd: HAVE___UINT128_T' "$h" && return 0
+	cat >>"$h" <<'H'
+
+/* tlsfwd: HAVE___UINT128_T, as configure found it (see scripts/deps.sh) */
+#if !defined(HAVE___UINT128_T) && defined(__SIZEOF_INT128__)
+#define HAVE___UINT128_T 1
+#endif
+H
+}
+
 if [ -f "$prefix/lib/libwolfssl.a" ] && [ "$(cat "$prefix/configure-flags" 2>/dev/null)" = "$flags" ]; then
+	fix_options_h "$prefix"
 	exit 0
 fi
 
@@ -79,6 +96,7 @@ make -s install >/dev/null
 # wolfSSL's distro build does not install the generated options.h, yet every
 # user of the headers must see the build's defines; install it ourselves.
 install -m 0644 wolfssl/options.h "$prefix.new/include/wolfssl/options.h"
+fix_options_h "$prefix.new"
 printf '%s' "$flags" >"$prefix.new/configure-flags"
 rm -rf "$prefix" && mv "$prefix.new" "$prefix"
 echo "deps: wolfSSL installed in $prefix"

@@ -1,0 +1,728 @@
+/* x509: read an X.509 certificate field by field; see x509.h. */
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+#include "x509.h"
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "file.h"
+
+static const unsigned char oid_bc[] = { 0x55, 0x1d, 0x13 };
+static const unsigned char oid_ku[] = { 0x55, 0x1d, 0x0f };
+static const unsigned char oid_eku[] = { 0x55, 0x1d, 0x25 };
+static const unsigned char oid_san[] = { 0x55, 0x1d, 0x11 };
+static const unsigned char oid_skid[] = { 0x55, 0x1d, 0x0e };
+static const unsigned char oid_akid[] = { 0x55, 0x1d, 0x23 };
+
+struct oid_name {
+	const char *oid;
+	const char *name;
+};
+
+static const struct oid_name attr_names[] = {
+	{ "2.5.4.3", "CN" }, { "2.5.4.6", "C" }, { "2.5.4.7", "L" },
+	{ "2.5.4.8", "ST" }, { "2.5.4.9", "street" }, { "2.5.4.10", "O" },
+	{ "2.5.4.11", "OU" }, { "2.5.4.5", "serialNumber" }, { "2.5.4.4", "SN" },
+	{ "2.5.4.42", "GN" }, { "2.5.4.12", "title" }, { "2.5.4.43", "initials" },
+	{ "2.5.4.44", "generationQualifier" }, { "2.5.4.46", "dnQualifier" },
+	{ "2.5.4.65", "pseudonym" }, { "2.5.4.17", "postalCode" },
+	{ "2.5.4.15", "businessCategory" }, { "2.5.4.97", "organizationIdentifier" },
+	{ "2.5.4.41", "name" }, { "0.9.2342.19200300.100.1.25", "DC" },
+	{ "0.9.2342.19200300.100.1.1", "UID" }, { "1.2.840.113549.1.9.1", "emailAddress" },
+	{ NULL, NULL }
+};
+
+static const struct oid_name eku_names[] = {
+	{ "1.3.6.1.5.5.7.3.1", "serverAuth" }, { "1.3.6.1.5.5.7.3.2", "clientAuth" },
+	{ "1.3.6.1.5.5.7.3.3", "codeSigning" }, { "1.3.6.1.5.5.7.3.4", "emailProtection" },
+	{ "1.3.6.1.5.5.7.3.8", "timeStamping" }, { "1.3.6.1.5.5.7.3.9", "OCSPSigning" },
+	{ "2.5.29.37.0", "anyExtendedKeyUsage" },
+	{ NULL, NULL }
+};
+
+static const struct oid_name sig_names[] = {
+	{ "1.2.840.10045.4.3.2", "ecdsa-with-SHA256" },
+	{ "1.2.840.10045.4.3.3", "ecdsa-with-SHA384" },
+	{ "1.2.840.10045.4.3.4", "ecdsa-with-SHA512" },
+	{ "1.2.840.10045.4.1", "ecdsa-with-SHA1" },
+	{ "1.2.840.113549.1.1.5", "sha1WithRSAEncryption" },
+	{ "1.2.840.113549.1.1.11", "sha256WithRSAEncryption" },
+	{ "1.2.840.113549.1.1.12", "sha384WithRSAEncryption" },
+	{ "1.2.840.113549.1.1.13", "sha512WithRSAEncryption" },
+	{ "1.2.840.113549.1.1.10", "rsassaPss" },
+	{ "1.3.101.112", "ED25519" }, { "1.3.101.113", "ED448" },
+	{ NULL, NULL }
+};
+
+static const struct oid_name curve_names[] = {
+	{ "1.2.840.10045.3.1.7", "P-256" }, { "1.3.132.0.34", "P-384" },
+	{ "1.3.132.0.35", "P-521" }, { "1.3.132.0.10", "secp256k1" },
+	{ NULL, NULL }
+};
+
+static const char *oid_lookup(const struct oid_name *t, const unsigned char *val,
+    size_t len, char *buf, size_t n)
+{
+	der_oid_text(val, len, buf, n);
+	for (; t->oid != NULL; t++)
+		if (strcmp(t->oid, buf) == 0)
+			return t->name;
+	return NULL;
+}
+
+/* A UTCTime or GeneralizedTime in the only forms RFC 5280 allows:
+ * YYMMDDHHMMSSZ and YYYYMMDDHHMMSSZ. */
+static int parse_time(const struct der_tlv *t, time_t *out)
+{
+	struct tm tm;
+	const unsigned char *s = t->val;
+	int v[7], i, nd, year;
+	size_t digits;
+
+	if (t->tag == DER_UTCTIME)
+		digits = 12;
+	else if (t->tag == DER_GENTIME)
+		digits = 14;
+	else
+		return -1;
+	if (t->len != digits + 1 || s[digits] != 'Z')
+		return -1;
+	for (i = 0; i < (int)digits; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+	nd = 0;
+	for (i = 0; i < (int)digits; i += 2)
+		v[nd++] = (s[i] - '0') * 10 + (s[i + 1] - '0');
+	if (t->tag == DER_UTCTIME) {
+		year = v[0] < 50 ? 2000 + v[0] : 1900 + v[0];
+		i = 1;
+	} else {
+		year = v[0] * 100 + v[1];
+		i = 2;
+	}
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = year - 1900;
+	tm.tm_mon = v[i] - 1;
+	tm.tm_mday = v[i + 1];
+	tm.tm_hour = v[i + 2];
+	tm.tm_min = v[i + 3];
+	tm.tm_sec = v[i + 4];
+	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+static int parse_ext(struct x509 *x, const struct der_tlv *ext, const char **why)
+{
+	struct der d, in;
+	struct der_tlv oid, crit, val, t;
+	int critical = 0;
+
+	der_enter(ext, &d);
+	if (der_expect(&d, DER_OID, &oid) != 0)
+		goto bad;
+	if (der_peek(&d) == DER_BOOLEAN) {
+		if (der_expect(&d, DER_BOOLEAN, &crit) != 0 || crit.len != 1)
+			goto bad;
+		critical = crit.val[0] != 0;
+	}
+	if (der_expect(&d, DER_OCTET_STRING, &val) != 0 || d.len != 0)
+		goto bad;
+	der_enter(&val, &in);
+
+	if (der_oid_is(&oid, oid_bc, sizeof(oid_bc))) {
+		x->bc_present = 1;
+		x->bc_critical = critical;
+		if (der_expect(&in, DER_SEQUENCE, &t) != 0)
+			goto bad_bc;
+		der_enter(&t, &in);
+		if (der_peek(&in) == DER_BOOLEAN) {
+			if (der_expect(&in, DER_BOOLEAN, &t) != 0 || t.len != 1)
+				goto bad_bc;
+			x->is_ca = t.val[0] != 0;
+		}
+		if (der_peek(&in) == DER_INTEGER) {
+			size_t i;
+
+			if (der_expect(&in, DER_INTEGER, &t) != 0 || t.len == 0 ||
+			    t.len > 4 || (t.val[0] & 0x80))
+				goto bad_bc;
+			x->path_len = 0;
+			for (i = 0; i < t.len; i++)
+				x->path_len = (x->path_len << 8) | t.val[i];
+		}
+		return 0;
+bad_bc:
+		*why = "malformed basicConstraints extension";
+		return -1;
+	}
+	if (der_oid_is(&oid, oid_ku, sizeof(oid_ku))) {
+		unsigned bits = 0;
+		size_t i;
+
+		x->ku_present = 1;
+		x->ku_critical = critical;
+		if (der_expect(&in, DER_BIT_STRING, &t) != 0 || t.len < 1 || t.val[0] > 7) {
+			*why = "malformed keyUsage extension";
+			return -1;
+		}
+		for (i = 1; i < t.len && i < 3; i++) {
+			int b;
+
+			for (b = 0; b < 8; b++)
+				if (t.val[i] & (0x80 >> b))
+					bits |= 1u << ((i - 1) * 8 + (size_t)b);
+		}
+		x->ku = bits;
+		return 0;
+	}
+	if (der_oid_is(&oid, oid_eku, sizeof(oid_eku))) {
+		x->eku_present = 1;
+		x->eku_critical = critical;
+		if (der_expect(&in, DER_SEQUENCE, &x->eku) != 0) {
+			*why = "malformed extendedKeyUsage extension";
+			return -1;
+		}
+		return 0;
+	}
+	if (der_oid_is(&oid, oid_san, sizeof(oid_san))) {
+		x->san_present = 1;
+		x->san_critical = critical;
+		if (der_expect(&in, DER_SEQUENCE, &x->san) != 0) {
+			*why = "malformed subjectAltName extension";
+			return -1;
+		}
+		return 0;
+	}
+	if (der_oid_is(&oid, oid_skid, sizeof(oid_skid))) {
+		if (der_expect(&in, DER_OCTET_STRING, &x->skid) != 0) {
+			*why = "malformed subjectKeyIdentifier extension";
+			return -1;
+		}
+		return 0;
+	}
+	if (der_oid_is(&oid, oid_akid, sizeof(oid_akid))) {
+		if (der_expect(&in, DER_SEQUENCE, &t) != 0) {
+			*why = "malformed authorityKeyIdentifier extension";
+			return -1;
+		}
+		der_enter(&t, &in);
+		if (der_peek(&in) == DER_CTX(0) && der_read(&in, &x->akid) != 1) {
+			*why = "malformed authorityKeyIdentifier extension";
+			return -1;
+		}
+		return 0;
+	}
+	return 0;		/* an extension we do not show */
+bad:
+	*why = "malformed extension";
+	return -1;
+}
+
+/** x509_parse(x, der, len, why): parse one DER certificate into x.  Returns
+ *  0, or -1 with a short reason in *why.  x borrows from der. */
+int x509_parse(struct x509 *x, const unsigned char *der, size_t len, const char **why)
+{
+	struct der d, tbs, v;
+	struct der_tlv cert, t, tb, ta;
+
+	memset(x, 0, sizeof(*x));
+	x->path_len = -1;
+	x->der = der;
+	x->derlen = len;
+	*why = "not a DER certificate";
+
+	der_init(&d, der, len);
+	if (der_expect(&d, DER_SEQUENCE, &cert) != 0 || d.len != 0)
+		return -1;
+	der_enter(&cert, &d);
+	if (der_expect(&d, DER_SEQUENCE, &x->tbs) != 0)
+		return -1;
+	if (der_expect(&d, DER_SEQUENCE, &t) != 0)
+		return -1;
+	der_enter(&t, &v);
+	if (der_expect(&v, DER_OID, &x->sig_alg) != 0)
+		return -1;
+	if (der_expect(&d, DER_BIT_STRING, &t) != 0 || d.len != 0)
+		return -1;
+
+	*why = "malformed certificate body";
+	der_enter(&x->tbs, &tbs);
+	x->version = 1;
+	if (der_peek(&tbs) == DER_CTX_CONS(0)) {
+		if (der_read(&tbs, &t) != 1)
+			return -1;
+		der_enter(&t, &v);
+		if (der_expect(&v, DER_INTEGER, &t) != 0 || t.len != 1 || t.val[0] > 2)
+			return -1;
+		x->version = t.val[0] + 1;
+	}
+	if (der_expect(&tbs, DER_INTEGER, &x->serial) != 0 || x->serial.len == 0)
+		return -1;
+	if (der_expect(&tbs, DER_SEQUENCE, &t) != 0)		/* signature */
+		return -1;
+	if (der_expect(&tbs, DER_SEQUENCE, &x->issuer) != 0)
+		return -1;
+	if (der_expect(&tbs, DER_SEQUENCE, &t) != 0)		/* validity */
+		return -1;
+	der_enter(&t, &v);
+	if (der_read(&v, &tb) != 1 || der_read(&v, &ta) != 1 ||
+	    parse_time(&tb, &x->not_before) != 0 || parse_time(&ta, &x->not_after) != 0) {
+		*why = "malformed validity dates";
+		return -1;
+	}
+	if (der_expect(&tbs, DER_SEQUENCE, &x->subject) != 0)
+		return -1;
+	if (der_expect(&tbs, DER_SEQUENCE, &x->spki) != 0)
+		return -1;
+	while (der_read(&tbs, &t) == 1) {
+		struct der exts;
+		struct der_tlv ext;
+
+		if (t.tag != DER_CTX_CONS(3))
+			continue;	/* issuerUniqueID, subjectUniqueID */
+		der_enter(&t, &v);
+		if (der_expect(&v, DER_SEQUENCE, &t) != 0)
+			return -1;
+		der_enter(&t, &exts);
+		while (der_read(&exts, &ext) == 1) {
+			if (ext.tag != DER_SEQUENCE)
+				return -1;
+			if (parse_ext(x, &ext, why) != 0)
+				return -1;
+		}
+		if (exts.len != 0)
+			return -1;
+	}
+	if (tbs.len != 0)
+		return -1;
+	return 0;
+}
+
+/** x509_load(path, der, len, err, errsz): read the first certificate of a
+ *  PEM or DER file into a malloc'd DER buffer the caller frees.  Returns 0, or
+ *  -1 with "path: cause" in err. */
+int x509_load(const char *path, unsigned char **der, size_t *len, char *err, size_t errsz)
+{
+	unsigned char *buf = NULL, *out = NULL;
+	size_t n;
+	int r;
+
+	if (file_read(path, &buf, &n, err, errsz) != 0)
+		return -1;
+	if (strstr((char *)buf, "-----BEGIN") != NULL) {
+		if (strstr((char *)buf, "-----BEGIN CERTIFICATE-----") == NULL) {
+			if (strstr((char *)buf, "PRIVATE KEY-----") != NULL)
+				snprintf(err, errsz, "%s: holds a private key, not a "
+				    "certificate", path);
+			else
+				snprintf(err, errsz, "%s: no \"BEGIN CERTIFICATE\" block "
+				    "in the PEM file", path);
+			goto err;
+		}
+		out = malloc(n);
+		if (out == NULL) {
+			snprintf(err, errsz, "%s: out of memory", path);
+			goto err;
+		}
+		r = wc_CertPemToDer(buf, (int)n, out, (int)n, CERT_TYPE);
+		if (r <= 0) {
+			snprintf(err, errsz, "%s: bad PEM certificate (%s)", path,
+			    wc_GetErrorString(r));
+			goto err;
+		}
+		n = (size_t)r;
+	} else {
+		struct der d;
+		struct der_tlv t;
+
+		/* DER: take the first element, so a concatenation works too. */
+		der_init(&d, buf, n);
+		if (der_read(&d, &t) != 1 || t.tag != DER_SEQUENCE) {
+			snprintf(err, errsz, "%s: neither a PEM certificate nor a DER one",
+			    path);
+			goto err;
+		}
+		n = t.rawlen;
+		out = buf;
+		buf = NULL;
+	}
+	free(buf);
+	*der = out;
+	*len = n;
+	return 0;
+
+err:
+	free(out);
+	free(buf);
+	return -1;
+}
+
+/* Append to buf at *off, never past n - 1, keeping buf terminated. */
+static void put(char *buf, size_t n, size_t *off, const char *s, size_t len)
+{
+	if (*off + 1 >= n)
+		return;
+	if (len > n - 1 - *off)
+		len = n - 1 - *off;
+	memcpy(buf + *off, s, len);
+	*off += len;
+	buf[*off] = '\0';
+}
+
+static void put_utf8(char *buf, size_t n, size_t *off, uint32_t c)
+{
+	char u[4];
+	size_t k;
+
+	if (c < 0x80) {
+		u[0] = (char)c;
+		k = 1;
+	} else if (c < 0x800) {
+		u[0] = (char)(0xc0 | (c >> 6));
+		u[1] = (char)(0x80 | (c & 0x3f));
+		k = 2;
+	} else if (c < 0x10000) {
+		u[0] = (char)(0xe0 | (c >> 12));
+		u[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (c & 0x3f));
+		k = 3;
+	} else {
+		u[0] = (char)(0xf0 | (c >> 18));
+		u[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+		u[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+		u[3] = (char)(0x80 | (c & 0x3f));
+		k = 4;
+	}
+	put(buf, n, off, u, k);
+}
+
+/* An attribute value as UTF-8, escaped for a distinguished name when dn is
+ * set (RFC 4514), with controls and DEL as \XX either way. */
+static void put_string(char *buf, size_t n, size_t *off, const struct der_tlv *v, int dn)
+{
+	size_t i, step = 1, start = *off;
+	char esc[8];
+
+	if (v->tag == DER_BMPSTRING)
+		step = 2;
+	else if (v->tag == DER_UNIVERSAL)
+		step = 4;
+	for (i = 0; i + step <= v->len; i += step) {
+		uint32_t c = 0;
+		size_t k;
+
+		for (k = 0; k < step; k++)
+			c = (c << 8) | v->val[i + k];
+		if (step == 1 && c >= 0x80 && v->tag != DER_UTF8STRING) {
+			put_utf8(buf, n, off, c);	/* T61/Latin-1 */
+			continue;
+		}
+		if (step > 1 && c >= 0x80) {
+			put_utf8(buf, n, off, c);
+			continue;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\%02X", (unsigned)c);
+			put(buf, n, off, esc, 3);
+			continue;
+		}
+		if (dn && (strchr(",+\"\\<>;", (int)c) != NULL ||
+		    (c == '#' && *off == start) ||
+		    (c == ' ' && (*off == start || i + step >= v->len))))
+			put(buf, n, off, "\\", 1);
+		esc[0] = (char)c;
+		put(buf, n, off, esc, 1);
+	}
+}
+
+/** x509_name_text(name, buf, n): a Name as "C=US, O=Example, CN=host", in
+ *  encoded order, with RFC 4514 escapes.  Returns buf. */
+const char *x509_name_text(const struct der_tlv *name, char *buf, size_t n)
+{
+	struct der rdns, rdn, atv;
+	struct der_tlv set, seq, oid, val;
+	size_t off = 0;
+	char tmp[96];
+	int first = 1;
+
+	if (n == 0)
+		return buf;
+	buf[0] = '\0';
+	der_enter(name, &rdns);
+	while (der_read(&rdns, &set) == 1) {
+		int first_in_rdn = 1;
+
+		if (set.tag != DER_SET)
+			goto bad;
+		der_enter(&set, &rdn);
+		while (der_read(&rdn, &seq) == 1) {
+			const char *sn;
+
+			if (seq.tag != DER_SEQUENCE)
+				goto bad;
+			der_enter(&seq, &atv);
+			if (der_expect(&atv, DER_OID, &oid) != 0 || der_read(&atv, &val) != 1)
+				goto bad;
+			if (!first)
+				put(buf, n, &off, first_in_rdn ? ", " : " + ", first_in_rdn ? 2 : 3);
+			first = first_in_rdn = 0;
+			sn = oid_lookup(attr_names, oid.val, oid.len, tmp, sizeof(tmp));
+			if (sn == NULL)
+				sn = tmp;
+			put(buf, n, &off, sn, strlen(sn));
+			put(buf, n, &off, "=", 1);
+			put_string(buf, n, &off, &val, 1);
+		}
+	}
+	return buf;
+bad:
+	snprintf(buf, n, "(malformed name)");
+	return buf;
+}
+
+/** x509_name_cn(name, buf, n): the last commonName of a Name as UTF-8, or ""
+ *  if there is none.  Returns buf. */
+const char *x509_name_cn(const struct der_tlv *name, char *buf, size_t n)
+{
+	static const unsigned char oid_cn[] = { 0x55, 0x04, 0x03 };
+	struct der rdns, rdn, atv;
+	struct der_tlv set, seq, oid, val;
+
+	if (n == 0)
+		return buf;
+	buf[0] = '\0';
+	der_enter(name, &rdns);
+	while (der_read(&rdns, &set) == 1) {
+		der_enter(&set, &rdn);
+		while (der_read(&rdn, &seq) == 1) {
+			der_enter(&seq, &atv);
+			if (der_expect(&atv, DER_OID, &oid) == 0 && der_read(&atv, &val) == 1 &&
+			    der_oid_is(&oid, oid_cn, sizeof(oid_cn))) {
+				size_t off = 0;
+
+				buf[0] = '\0';
+				put_string(buf, n, &off, &val, 0);
+			}
+		}
+	}
+	return buf;
+}
+
+static void put_hex(char *buf, size_t n, size_t *off, const unsigned char *p, size_t len,
+    int colons)
+{
+	char h[4];
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		snprintf(h, sizeof(h), colons && i + 1 < len ? "%02x:" : "%02x", p[i]);
+		put(buf, n, off, h, strlen(h));
+	}
+}
+
+/** x509_gn_text(gn, buf, n): one GeneralName in --san syntax.  Returns buf. */
+const char *x509_gn_text(const struct der_tlv *gn, char *buf, size_t n)
+{
+	struct der d;
+	struct der_tlv t;
+	size_t off = 0;
+	char tmp[INET6_ADDRSTRLEN + 8];
+
+	if (n == 0)
+		return buf;
+	buf[0] = '\0';
+	switch (gn->tag) {
+	case DER_CTX(1):
+		put(buf, n, &off, "email:", 6);
+		put_string(buf, n, &off, gn, 0);
+		break;
+	case DER_CTX(2):
+		put(buf, n, &off, "DNS:", 4);
+		put_string(buf, n, &off, gn, 0);
+		break;
+	case DER_CTX(6):
+		put(buf, n, &off, "URI:", 4);
+		put_string(buf, n, &off, gn, 0);
+		break;
+	case DER_CTX(7):
+		put(buf, n, &off, "IP:", 3);
+		if (gn->len == 4 && inet_ntop(AF_INET, gn->val, tmp, sizeof(tmp)) != NULL)
+			put(buf, n, &off, tmp, strlen(tmp));
+		else if (gn->len == 16 && inet_ntop(AF_INET6, gn->val, tmp, sizeof(tmp)) != NULL)
+			put(buf, n, &off, tmp, strlen(tmp));
+		else
+			put_hex(buf, n, &off, gn->val, gn->len, 0);
+		break;
+	case DER_CTX(8):
+		put(buf, n, &off, "RID:", 4);
+		der_oid_text(gn->val, gn->len, tmp, sizeof(tmp));
+		put(buf, n, &off, tmp, strlen(tmp));
+		break;
+	case DER_CTX_CONS(4):
+		put(buf, n, &off, "DirName:", 8);
+		der_enter(gn, &d);
+		if (der_expect(&d, DER_SEQUENCE, &t) == 0) {
+			char name[512];
+
+			x509_name_text(&t, name, sizeof(name));
+			put(buf, n, &off, name, strlen(name));
+		}
+		break;
+	case DER_CTX_CONS(0):
+		put(buf, n, &off, "othername:", 10);
+		der_enter(gn, &d);
+		if (der_expect(&d, DER_OID, &t) == 0) {
+			der_oid_text(t.val, t.len, tmp, sizeof(tmp));
+			put(buf, n, &off, tmp, strlen(tmp));
+		}
+		break;
+	default:
+		snprintf(tmp, sizeof(tmp), "[%u]:", gn->tag & 0x1f);
+		put(buf, n, &off, tmp, strlen(tmp));
+		put_hex(buf, n, &off, gn->val, gn->len, 0);
+		break;
+	}
+	return buf;
+}
+
+/** x509_key_text(x, buf, n): the subject key as "EC P-256" or "RSA 2048".
+ *  Returns buf. */
+const char *x509_key_text(const struct x509 *x, char *buf, size_t n)
+{
+	static const char ec[] = "1.2.840.10045.2.1", rsa[] = "1.2.840.113549.1.1.1";
+	struct der d, a;
+	struct der_tlv alg, oid, par, bits, t, mod;
+	char o[64], c[64];
+	const char *curve;
+
+	der_enter(&x->spki, &d);
+	if (der_expect(&d, DER_SEQUENCE, &alg) != 0 || der_expect(&d, DER_BIT_STRING, &bits) != 0)
+		goto unknown;
+	der_enter(&alg, &a);
+	if (der_expect(&a, DER_OID, &oid) != 0)
+		goto unknown;
+	der_oid_text(oid.val, oid.len, o, sizeof(o));
+	if (strcmp(o, ec) == 0) {
+		if (der_expect(&a, DER_OID, &par) != 0) {
+			snprintf(buf, n, "EC (explicit parameters)");
+			return buf;
+		}
+		curve = oid_lookup(curve_names, par.val, par.len, c, sizeof(c));
+		snprintf(buf, n, "EC %s", curve != NULL ? curve : c);
+		return buf;
+	}
+	if (strcmp(o, rsa) == 0) {
+		size_t i = 0, nbits;
+
+		/* BIT STRING (0 unused bits) holding SEQUENCE { n, e } */
+		if (bits.len < 1 || bits.val[0] != 0)
+			goto rsa_unknown;
+		der_init(&a, bits.val + 1, bits.len - 1);
+		if (der_expect(&a, DER_SEQUENCE, &t) != 0)
+			goto rsa_unknown;
+		der_enter(&t, &a);
+		if (der_expect(&a, DER_INTEGER, &mod) != 0 || mod.len == 0)
+			goto rsa_unknown;
+		while (i < mod.len && mod.val[i] == 0)
+			i++;
+		if (i == mod.len)
+			goto rsa_unknown;
+		nbits = (mod.len - i) * 8;
+		for (unsigned char top = mod.val[i]; !(top & 0x80); top <<= 1)
+			nbits--;
+		snprintf(buf, n, "RSA %zu", nbits);
+		return buf;
+rsa_unknown:
+		snprintf(buf, n, "RSA");
+		return buf;
+	}
+	if (strcmp(o, "1.3.101.112") == 0)
+		snprintf(buf, n, "ED25519");
+	else if (strcmp(o, "1.3.101.113") == 0)
+		snprintf(buf, n, "ED448");
+	else
+		snprintf(buf, n, "%s", o);
+	return buf;
+unknown:
+	snprintf(buf, n, "(unknown)");
+	return buf;
+}
+
+/** x509_sig_text(x, buf, n): the signature algorithm ("ecdsa-with-SHA256",
+ *  "sha256WithRSAEncryption", or the dotted OID).  Returns buf. */
+const char *x509_sig_text(const struct x509 *x, char *buf, size_t n)
+{
+	char o[64];
+	const char *name = oid_lookup(sig_names, x->sig_alg.val, x->sig_alg.len, o, sizeof(o));
+
+	snprintf(buf, n, "%s", name != NULL ? name : o);
+	return buf;
+}
+
+/** x509_eku_name(oid): the short name of an extended key usage OID
+ *  ("serverAuth"), or NULL if it has none here. */
+const char *x509_eku_name(const struct der_tlv *oid)
+{
+	char o[64];
+
+	return oid_lookup(eku_names, oid->val, oid->len, o, sizeof(o));
+}
+
+/** x509_has_eku(x, name): non-zero if x has no EKU extension, or one that
+ *  lists name ("serverAuth") or anyExtendedKeyUsage. */
+int x509_has_eku(const struct x509 *x, const char *name)
+{
+	struct der d;
+	struct der_tlv oid;
+	const char *s;
+
+	if (!x->eku_present)
+		return 1;
+	der_enter(&x->eku, &d);
+	while (der_read(&d, &oid) == 1) {
+		s = x509_eku_name(&oid);
+		if (s != NULL && (strcmp(s, name) == 0 || strcmp(s, "anyExtendedKeyUsage") == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/** x509_time_text(t, buf, n): t as "2025-01-31T12:00:00Z".  Returns buf. */
+const char *x509_time_text(time_t t, char *buf, size_t n)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, n, "(bad time)");
+	return buf;
+}
+
+/** x509_pem(der, len, pem, pemlen): a DER certificate as PEM in a malloc'd
+ *  buffer the caller frees.  Returns 0 or -1. */
+int x509_pem(const unsigned char *der, size_t len, char **pem, size_t *pemlen)
+{
+	size_t cap = len * 2 + 128;
+	char *p = malloc(cap);
+	int r;
+
+	if (p == NULL)
+		return -1;
+	r = wc_DerToPem(der, (word32)len, (byte *)p, (word32)cap, CERT_TYPE);
+	if (r <= 0) {
+		free(p);
+		return -1;
+	}
+	*pem = p;
+	*pemlen = (size_t)r;
+	return 0;
+}
