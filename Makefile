@@ -40,7 +40,8 @@ BINS       := $(B)/tlsfwd-client $(B)/tlsfwd-server $(if $(CERTS_SRC),$(B)/tlsfw
 
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: all deps test unit e2e check valgrind demo bench clean distclean
+.PHONY: all deps install test unit e2e check valgrind demo bench clean distclean
+PREFIX     ?= /usr/local
 all: $(BINS)
 
 deps:
@@ -95,10 +96,18 @@ demo: deps all
 bench: deps all
 	@bench/run.sh
 
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
 clean:
 	rm -rf build/obj build/unit build/san build/clang build/demo build/tlsfwd-* build/libtlsfwd.a
 
-distclean:
+distinstall: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
 	rm -rf build
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
