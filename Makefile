@@ -103,11 +103,7 @@ install: all
 clean:
 	rm -rf build/obj build/unit build/san build/clang build/demo build/tlsfwd-* build/libtlsfwd.a
 
-distinstall: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-
-clean:
+distclean:
 	rm -rf build
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
