@@ -16,7 +16,7 @@
 /* Where a connection goes: a tlsfwd-server (client role) or Fluentd (server role). */
 struct upstream {
 	char spec[300];			/* as configured, for logs */
-	char name[256];			/* client: name verified and sent as SNI */
+	char name[256];			/* client: name verified (and sent as SNI if not an IP) */
 	int name_is_ip;			/* verified against IP SANs, never sent as SNI */
 	struct sock_addr addr[UPSTREAM_ADDRS];
 	int naddr;

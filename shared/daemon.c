@@ -36,8 +36,10 @@ int upstream_init(struct upstream *u, const char *spec, const char *name, char *
 		snprintf(err, errsz, "%s: name too long", name);
 		return -1;
 	}
-	strcpy(u->name, name);
-	u->name_is_ip = sock_is_ip(name);
+	/* An IP literal is matched against IP SANs, in wolfSSL's spelling. */
+	u->name_is_ip = tls_ip_name(name, u->name, sizeof(u->name)) != NULL;
+	if (!u->name_is_ip)
+		strcpy(u->name, name);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* tls: wolfSSL contexts, error names and peer identity; see tls.h. */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,23 @@ const char *tls_reason(WOLFSSL *ssl, int err)
 	}
 }
 
+const char *tls_ip_name(const char *ip, char *buf, size_t n)
+{
+	unsigned char a[16];
+	size_t i, len = 0;
+
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		snprintf(buf, n, "%s", ip);
+		return buf;
+	}
+	if (inet_pton(AF_INET6, ip, a) != 1 || n < 40)
+		return NULL;
+	for (i = 0; i < 8; i++)
+		len += (size_t)snprintf(buf + len, n - len, "%02X%02X%s", a[2 * i], a[2 * i + 1],
+		    i < 7 ? ":" : "");
+	return buf;
+}
+
 const char *tls_peer_subject(WOLFSSL *ssl, char *buf, size_t n)
 {
 	WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
@@ -232,11 +250,14 @@ const char *tls_version_info(char *buf, size_t n)
 {
 	snprintf(buf, n, "wolfSSL %s (%s)", wolfSSL_lib_version(),
 #if defined(WOLFSSL_AESNI) && defined(USE_INTEL_SPEEDUP)
-	    "AES-NI, AVX (Intel assembly), chosen at run time"
+	    "AES-NI and AVX assembly, used when the CPU has them"
 #elif defined(WOLFSSL_AESNI)
-	    "AES-NI"
+	    "AES-NI assembly, used when the CPU has it"
 #else
-	    "no assembly: C implementation only"
+	    "no AES-NI/AVX assembly: C implementation only"
+#endif
+#ifdef WOLFSSL_SP_X86_64_ASM
+	    ", SP math x86_64 assembly for P-256/P-384/RSA"
 #endif
 	);
 	return buf;

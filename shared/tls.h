@@ -26,6 +26,11 @@ WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz);
  *  rest.  The string may live in a per-thread buffer until the next call. */
 const char *tls_reason(WOLFSSL *ssl, int err);
 
+/** tls_ip_name(ip, buf, n): ip (a v4 or v6 literal) in the form wolfSSL's
+ *  IP SAN check compares with: v4 as is, v6 as eight upper-case groups of
+ *  four digits ("0000:...:0001").  Returns buf, or NULL if ip is no literal. */
+const char *tls_ip_name(const char *ip, char *buf, size_t n);
+
 /** tls_peer_subject(ssl, buf, n): the peer certificate's subject, or "". */
 const char *tls_peer_subject(WOLFSSL *ssl, char *buf, size_t n);
 
