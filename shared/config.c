@@ -56,6 +56,8 @@ static const struct opt opts[] = {
 	  "file holding the key's passphrase (first line)" },
 	{ "tls-min", OPT_ENUM, BOTH, 0, O(tls_min), "1.3", "1.3", 0, 0, tls_versions,
 	  "lowest TLS version accepted: 1.2 or 1.3" },
+	{ "tls-resume", OPT_BOOL, ROLE_CLIENT, 0, O(tls_resume), "true", NULL, 0, 0, NULL,
+	  "resume TLS 1.3 sessions with the server's tickets (false: full handshakes)" },
 	{ "connect-timeout", OPT_SECONDS, BOTH, 0, O(connect_timeout), "10", "10", 0, 0, NULL,
 	  "seconds to connect (client: TCP and TLS handshake; server: to the upstream)" },
 	{ "handshake-timeout", OPT_SECONDS, ROLE_SERVER, 0, O(handshake_timeout), NULL, "10", 0, 0, NULL,

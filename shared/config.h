@@ -28,6 +28,7 @@ struct config {
 	int log_level;			/* enum log_level */
 	int log_format;			/* enum log_format */
 	int allow_remote_plaintext;
+	int tls_resume;			/* client: resume sessions with tickets */
 	int check, version, help;	/* command-line only */
 };
 

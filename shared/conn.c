@@ -71,6 +71,7 @@ struct end {
 	unsigned char eof;	/* no more bytes will be read from this end */
 	unsigned char truncated;	/* eof without close_notify, or reset */
 	unsigned char shut;	/* EOF has been passed on to this end */
+	unsigned char ticketed;	/* client: this connection's session was cached */
 	int wlen;		/* TLS: length of a write that must be retried */
 };
 
@@ -223,8 +224,33 @@ static int tls_start(struct conn *c, struct end *e)
 			    wolfSSL_check_domain_name(e->ssl, u->name) == WOLFSSL_SUCCESS;
 		if (!ok)
 			return conn_drop(c, CONN_NOMEM, "tls_name");
+		/* Resume with this worker's ticket for the server, if any: a
+		 * TLS 1.3 resumption skips the certificate signatures. */
+		if (c->s->sessions != NULL && c->s->sessions[c->up] != NULL)
+			(void)wolfSSL_set_session(e->ssl, c->s->sessions[c->up]);
 	}
 	return 0;
+}
+
+/* session_keep(c, e): after a full handshake, once the server's ticket has
+ * arrived, keep the session for the next connections to this server.  Never
+ * from a resumed connection: until its own ticket comes, its session pairs
+ * the old ticket with the new resumption secret, and a resumption from that
+ * fails the server's binder check (BAD_BINDER). */
+static void session_keep(struct conn *c, struct end *e)
+{
+	WOLFSSL_SESSION **slot = &c->s->sessions[c->up], *sess;
+
+	if (wolfSSL_session_reused(e->ssl)) {
+		e->ticketed = 1;
+		return;
+	}
+	if (!wolfSSL_SESSION_is_resumable(wolfSSL_get_session(e->ssl)) ||
+	    (sess = wolfSSL_get1_session(e->ssl)) == NULL)
+		return;
+	e->ticketed = 1;
+	wolfSSL_SESSION_free(*slot);
+	*slot = sess;
 }
 
 /* conn_connect(c): connect end[1] to the current or a later upstream address. */
@@ -318,6 +344,8 @@ static int conn_handshake(struct conn *c)
 	if (t->role == ROLE_SERVER) {
 		char subject[256];
 
+		/* A resumed session carries no certificate: its subject was
+		 * logged at the full handshake that issued the ticket. */
 		log_info("accepted", "peer=%s subject=%s tls=%s cipher=%s resumed=%d", c->peer,
 		    tls_peer_subject(e->ssl, subject, sizeof(subject)),
 		    wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl),
@@ -382,6 +410,8 @@ static int fill(struct conn *c, int k)
 		return conn_drop(c, CONN_NOMEM, "ring");
 	if (e->ssl != NULL) {
 		rc = wolfSSL_read(e->ssl, p, (int)n);
+		if (!e->ticketed && c->s->sessions != NULL)
+			session_keep(c, e);
 		if (rc > 0) {
 			ring_commit(r, (size_t)rc);
 			c->bytes[k] += (unsigned long long)rc;
@@ -634,6 +664,28 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 			return;
 	}
 	conn_update(c);
+}
+
+int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
+{
+	memset(s, 0, sizeof(*s));
+	s->loop = loop;
+	s->t = t;
+	if (t->role == ROLE_CLIENT && t->resume &&
+	    (s->sessions = calloc((size_t)t->nup, sizeof(*s->sessions))) == NULL)
+		return -1;
+	return 0;
+}
+
+void conn_set_free(struct conn_set *s)
+{
+	int i;
+
+	if (s->sessions != NULL)
+		for (i = 0; i < s->t->nup; i++)
+			wolfSSL_SESSION_free(s->sessions[i]);
+	free(s->sessions);
+	s->sessions = NULL;
 }
 
 void conn_set_stop(struct conn_set *s, int force)

@@ -16,7 +16,7 @@
 /* Where a connection goes: a tlsfwd-server (client role) or Fluentd (server role). */
 struct upstream {
 	char spec[300];			/* as configured, for logs */
-	char name[256];			/* client: name verified (and sent as SNI if not an IP) */
+	char name[256];			/* client: name verified and sent as SNI */
 	int name_is_ip;			/* verified against IP SANs, never sent as SNI */
 	struct sock_addr addr[UPSTREAM_ADDRS];
 	int naddr;
@@ -30,6 +30,7 @@ struct tunnel {
 	int nup;
 	double connect_timeout, handshake_timeout, drain_timeout;
 	long max_conns;
+	int resume;			/* client: keep and offer session tickets */
 	atomic_long active;		/* open connections, all workers */
 };
 
@@ -44,7 +45,14 @@ struct conn_set {
 	int stopping;			/* draining for shutdown */
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
+	WOLFSSL_SESSION **sessions;	/* client with resume: a resumable session per upstream */
 };
+
+/** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */
+int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t);
+
+/** conn_set_free(s): free what an empty set still holds (cached sessions). */
+void conn_set_free(struct conn_set *s);
 
 /** conn_start(s, fd, peer): take ownership of the accepted socket fd and start
  *  tunnelling it.  Counts in s->t->active; on failure the fd is closed. */

@@ -107,6 +107,7 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 	t.handshake_timeout = cfg.handshake_timeout;
 	t.drain_timeout = cfg.drain_timeout;
 	t.max_conns = cfg.max_conns;
+	t.resume = cfg.tls_resume;
 	if (prepare(&cfg, &listen, &t, err, sizeof(err)) < 0 ||
 	    (t.ctx = tls_ctx_new(&cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s: %s\n", prog, err);

@@ -175,6 +175,7 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n)
 
 	for (i = 0; i < n; i++) {
 		struct worker *w = &m.w[i];
+		struct ev_loop *loop;
 
 		w->lfd = sock_listen(listen, 1);
 		if (w->lfd < 0) {
@@ -182,11 +183,13 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n)
 			    strerror(errno));
 			goto out;
 		}
-		if ((w->set.loop = ev_loop_new(EVFLAG_AUTO)) == NULL) {
+		if ((loop = ev_loop_new(EVFLAG_AUTO)) == NULL ||
+		    conn_set_init(&w->set, loop, t) < 0) {
+			if (loop != NULL)
+				ev_loop_destroy(loop);
 			log_error("cannot create an event loop", NULL);
 			goto out;
 		}
-		w->set.t = t;
 		w->set.on_empty = on_empty;
 		w->main_loop = main_loop;
 		w->done_w = &done_w;
@@ -245,8 +248,10 @@ out:
 			pthread_join(w->thread, NULL);
 		if (w->lfd >= 0)
 			close(w->lfd);
-		if (w->set.loop != NULL)
+		if (w->set.loop != NULL) {
+			conn_set_free(&w->set);
 			ev_loop_destroy(w->set.loop);
+		}
 	}
 	ev_async_stop(main_loop, &done_w);
 	ev_loop_destroy(main_loop);
