@@ -1,5 +1,6 @@
 /* config: the option table, the config file reader and the flag parser. */
 #include "config.h"
+#include "sock.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@ enum opt_type { OPT_STR, OPT_LIST, OPT_INT, OPT_SECONDS, OPT_BOOL, OPT_ENUM };
 #define BOTH (ROLE_CLIENT | ROLE_SERVER)
 #define F_REQUIRED 1	/* must be set for the roles it applies to */
 #define F_CLI_ONLY 2	/* not a config-file key */
+#define F_ADDR 4	/* a HOST:PORT or [V6]:PORT, checked as it is read */
 
 struct opt {
 	const char *name;
@@ -36,13 +38,13 @@ static const char *const log_formats[] = { "logfmt", "json", NULL };
 static const struct opt opts[] = {
 	{ "config", OPT_STR, BOTH, F_CLI_ONLY, O(config_file), NULL, NULL, 0, 0, NULL,
 	  "read options from FILE first; flags override it" },
-	{ "listen", OPT_STR, BOTH, 0, O(listen), "127.0.0.1:24224", "0.0.0.0:24284", 0, 0, NULL,
+	{ "listen", OPT_STR, BOTH, F_ADDR, O(listen), "127.0.0.1:24224", "0.0.0.0:24284", 0, 0, NULL,
 	  "address to accept connections on" },
-	{ "server", OPT_LIST, ROLE_CLIENT, F_REQUIRED, O(server), NULL, NULL, 0, 0, NULL,
+	{ "server", OPT_LIST, ROLE_CLIENT, F_REQUIRED | F_ADDR, O(server), NULL, NULL, 0, 0, NULL,
 	  "tlsfwd-server (or TLS forward input) HOST:PORT; repeat to fail over" },
 	{ "server-name", OPT_STR, ROLE_CLIENT, 0, O(server_name), NULL, NULL, 0, 0, NULL,
 	  "name to verify and send as SNI (default: host of --server)" },
-	{ "upstream", OPT_STR, ROLE_SERVER, 0, O(upstream), NULL, "127.0.0.1:24224", 0, 0, NULL,
+	{ "upstream", OPT_STR, ROLE_SERVER, F_ADDR, O(upstream), NULL, "127.0.0.1:24224", 0, 0, NULL,
 	  "Fluentd in_forward HOST:PORT to hand the bytes to" },
 	{ "ca", OPT_STR, BOTH, F_REQUIRED, O(ca), NULL, NULL, 0, 0, NULL,
 	  "CA certificates (PEM) the peer's certificate must chain to" },
@@ -116,9 +118,13 @@ static const char *opt_set(struct config *cfg, const struct opt *o, const char *
     char *why, size_t whysz)
 {
 	void *f = field(cfg, o);
-	char *end, *dup;
+	char *end, *dup, host[256], port[8];
+	const char *bad;
 	int i;
 
+	if ((o->flags & F_ADDR) && *value != '\0' &&
+	    sock_split(value, host, sizeof(host), port, sizeof(port), &bad) < 0)
+		return bad;
 	switch (o->type) {
 	case OPT_STR:
 		if (*value == '\0')

@@ -447,6 +447,13 @@ static void test_flag_errors(void **state)
 	    ROLE_CLIENT, CLIENT_REQ, "--server=", NULL);
 	assert_load_error(f, "--config: needs a value",
 	    ROLE_SERVER, SERVER_REQ, "--config", NULL);
+	/* Addresses are checked as they are read. */
+	assert_load_error(f, "--listen: expected host:port: garbage",
+	    ROLE_CLIENT, CLIENT_REQ, "--listen", "garbage", NULL);
+	assert_load_error(f, "--upstream: port must be a number from 1 to 65535: h:0",
+	    ROLE_SERVER, SERVER_REQ, "--upstream=h:0", NULL);
+	assert_load_error(f, "--server: an IPv6 address must be written [address]:port: ::1:5",
+	    ROLE_CLIENT, CLIENT_REQ, "--server", "::1:5", NULL);
 }
 
 static void test_required_per_role(void **state)
