@@ -34,6 +34,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The e2e suite's Node sender: @fluent-org/logger, pinned by package-lock.json.
+if [ ! -d "$top/tests/node/node_modules" ]; then
+	echo "deps: npm ci in tests/node"
+	(cd "$top/tests/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 [ "$mode" = system ] && exit 0
 
 # The features tlsfwd uses, named one by one, with Intel assembly for

@@ -84,6 +84,7 @@ struct conn {
 	ev_timer timer;		/* handshake, connect or drain, by state */
 	ev_tstamp start, last;	/* accept time, last byte moved */
 	int up, addr;		/* upstream and address being tried */
+	int tls_code;		/* wolfSSL's error behind a TLS failure, for the log */
 	unsigned long long bytes[2];	/* read from end[i] */
 	char peer[SOCK_NTOP_MAX];
 };
@@ -160,10 +161,16 @@ static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
 		const char *other = c->up < t->nup ? t->up[c->up].spec : "";
 		int show_other = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
 
-		log_kv(reasons[why].level, reasons[why].msg,
-		    "peer=%s upstream=%s reason=%s sent=%llu received=%llu duration=%f",
-		    c->peer, show_other ? other : "", detail, c->bytes[0], c->bytes[1],
-		    ev_now(s->loop) - c->start);
+		if (c->tls_code != 0)
+			log_kv(reasons[why].level, reasons[why].msg,
+			    "peer=%s upstream=%s reason=%s tls_code=%d sent=%llu received=%llu "
+			    "duration=%f", c->peer, show_other ? other : "", detail, c->tls_code,
+			    c->bytes[0], c->bytes[1], ev_now(s->loop) - c->start);
+		else
+			log_kv(reasons[why].level, reasons[why].msg,
+			    "peer=%s upstream=%s reason=%s sent=%llu received=%llu duration=%f",
+			    c->peer, show_other ? other : "", detail, c->bytes[0], c->bytes[1],
+			    ev_now(s->loop) - c->start);
 	}
 	ev_timer_stop(s->loop, &c->timer);
 	for (i = 0; i < 2; i++) {
@@ -200,6 +207,13 @@ static void conn_relay(struct conn *c)
 		c->state = CONN_RELAYING;
 		ev_timer_stop(c->s->loop, &c->timer);
 	}
+}
+
+/* tls_failure(c, e, err): remember wolfSSL's code for the log and name it. */
+static const char *tls_failure(struct conn *c, struct end *e, int err)
+{
+	c->tls_code = err;
+	return tls_reason(e->ssl, err);
 }
 
 /* tls_start(c, e): a WOLFSSL for end e; the client sets what to verify. */
@@ -291,6 +305,7 @@ static int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 		return conn_drop(c, why, detail);
 	log_warn("upstream attempt failed, trying the next", "peer=%s upstream=%s reason=%s",
 	    c->peer, u->spec, detail);
+	c->tls_code = 0;
 	end_close(c, &c->end[1], 1);
 	if (++c->addr >= u->naddr) {
 		c->up++;
@@ -337,8 +352,8 @@ static int conn_handshake(struct conn *c)
 			return 0;
 		}
 		if (t->role == ROLE_CLIENT)
-			return conn_retry(c, CONN_HANDSHAKE_FAILED, tls_reason(e->ssl, err));
-		return conn_drop(c, CONN_HANDSHAKE_FAILED, tls_reason(e->ssl, err));
+			return conn_retry(c, CONN_HANDSHAKE_FAILED, tls_failure(c, e, err));
+		return conn_drop(c, CONN_HANDSHAKE_FAILED, tls_failure(c, e, err));
 	}
 	e->ready = 1;
 	if (t->role == ROLE_SERVER) {
@@ -427,7 +442,7 @@ static int fill(struct conn *c, int k)
 			return end_eof(c, k, 0);	/* close_notify: a clean half-close */
 		if (err == SOCKET_PEER_CLOSED_E || rc == 0)
 			return end_eof(c, k, 1);	/* TCP closed or reset under TLS */
-		return conn_drop(c, CONN_READ_ERROR, tls_reason(e->ssl, err));
+		return conn_drop(c, CONN_READ_ERROR, tls_failure(c, e, err));
 	}
 	rc = (int)read(e->fd, p, n);
 	if (rc > 0) {
@@ -464,7 +479,7 @@ static int shut(struct conn *c, struct end *d)
 				d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
 				return 0;
 			}
-			return conn_drop(c, CONN_WRITE_ERROR, tls_reason(d->ssl, err));
+			return conn_drop(c, CONN_WRITE_ERROR, tls_failure(c, d, err));
 		}
 	}
 	/* After close_notify, the FIN: the peer's reads end either way. */
@@ -503,7 +518,7 @@ static int flush(struct conn *c, int k)
 			d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
 			return 0;
 		}
-		return conn_drop(c, CONN_WRITE_ERROR, tls_reason(d->ssl, err));
+		return conn_drop(c, CONN_WRITE_ERROR, tls_failure(c, d, err));
 	}
 	rc = (int)send(d->fd, p, n, MSG_NOSIGNAL);
 	if (rc > 0) {

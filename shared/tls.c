@@ -208,12 +208,7 @@ const char *tls_reason(WOLFSSL *ssl, int err)
 			return alert_reason(h.last_rx.code);
 		return "peer_alert";
 	}
-	default: {
-		static _Thread_local char buf[32];
-
-		snprintf(buf, sizeof(buf), "tls_error:%d", err);
-		return buf;
-	}
+	default:			return "tls_error";
 	}
 }
 

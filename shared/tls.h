@@ -22,8 +22,7 @@ WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz);
 
 /** tls_reason(ssl, err): a short stable token naming why a TLS call failed
  *  (unknown_ca, expired, no_certificate, protocol_version, ...), from
- *  wolfSSL's error code or the alert the peer sent; "tls_error:CODE" for the
- *  rest.  The string may live in a per-thread buffer until the next call. */
+ *  wolfSSL's error code or the alert the peer sent; "tls_error" for the rest. */
 const char *tls_reason(WOLFSSL *ssl, int err);
 
 /** tls_ip_name(ip, buf, n): ip (a v4 or v6 literal) in the form wolfSSL's

@@ -1,0 +1,220 @@
+"""A throwaway PKI for the e2e tests, made with the openssl CLI only.
+
+Every certificate is issued with `openssl ca`, which (unlike `openssl x509
+-req` in OpenSSL 3.0) takes explicit -startdate/-enddate, so expired
+certificates need no extra Python package.  Keys are EC P-256, PKCS#8 PEM,
+mode 0600.
+
+    pki = Pki(directory)
+    ca = pki.ca("test-ca")
+    server = pki.issue(ca, "server", "localhost",
+                       dns=["localhost"], ips=["127.0.0.1", "::1"],
+                       usage="server")
+    client = pki.issue(ca, "client", "client.test", usage="client",
+                       passphrase="s3cret")      # encrypted key
+    old = pki.issue(ca, "old", "old.test", expired=True)
+"""
+
+import datetime
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# OpenSSL's req/ca need a config file; ours is self-contained so the host's
+# /etc/ssl/openssl.cnf never changes what we issue.
+_CA_CONF = """\
+[ca]
+default_ca = ca_default
+
+[ca_default]
+dir           = {dir}
+database      = $dir/index.txt
+new_certs_dir = $dir/issued
+serial        = $dir/serial
+certificate   = $dir/ca.crt
+private_key   = $dir/ca.key
+default_md    = sha256
+policy        = policy_any
+unique_subject = no
+copy_extensions = none
+email_in_dn   = no
+
+[policy_any]
+commonName = supplied
+
+[req]
+distinguished_name = req_dn
+prompt = no
+
+[req_dn]
+CN = unused
+"""
+
+_EXT_CA = """\
+[ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+"""
+
+_EXT_LEAF = """\
+[ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = {eku}
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+{san}
+"""
+
+_EKU = {
+    "server": "serverAuth",
+    "client": "clientAuth",
+    "both": "serverAuth, clientAuth",
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A certificate and its key; `passphrase` is set when the key is encrypted."""
+    name: str
+    cert: Path
+    key: Path
+    passphrase: str | None = None
+
+
+@dataclass(frozen=True)
+class Ca(Identity):
+    dir: Path | None = None
+    conf: Path | None = None
+
+
+def _utc(delta_days):
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=delta_days)
+    return t.strftime("%Y%m%d%H%M%SZ")
+
+
+class Pki:
+    """Issues CAs and leaf certificates into `directory` (created if missing)."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    # -- helpers ---------------------------------------------------------
+    def _openssl(self, *args, env=None):
+        full_env = dict(os.environ)
+        full_env.pop("OPENSSL_CONF", None)
+        full_env.update(env or {})
+        r = subprocess.run(["openssl", *map(str, args)], capture_output=True,
+                           text=True, env=full_env, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(map(str, args))} failed:\n{r.stderr}")
+        return r.stdout
+
+    def _genkey(self, path):
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-out", path)
+        path.chmod(0o600)
+
+    def _encrypt_key(self, plain, path, passphrase):
+        self._openssl("pkey", "-in", plain, "-aes256", "-passout", "env:TLSFWD_PKI_PASS",
+                      "-out", path, env={"TLSFWD_PKI_PASS": passphrase})
+        path.chmod(0o600)
+
+    def _sign(self, ca_dir, ca_conf, csr, out, ext, *, start, end, selfsign=False):
+        extfile = out.with_suffix(".ext")
+        extfile.write_text(ext)
+        args = ["ca", "-batch", "-config", ca_conf, "-in", csr, "-out", out,
+                "-startdate", start, "-enddate", end, "-extfile", extfile,
+                "-extensions", "ext", "-notext", "-rand_serial"]
+        if selfsign:
+            args += ["-selfsign", "-keyfile", ca_dir / "ca.key"]
+        self._openssl(*args)
+
+    # -- public ----------------------------------------------------------
+    def ca(self, name, cn=None):
+        """Make a self-signed root CA valid from 2019 for ten years from now."""
+        d = self.dir / name
+        (d / "issued").mkdir(parents=True, exist_ok=True)
+        (d / "index.txt").write_text("")
+        conf = d / "ca.cnf"
+        conf.write_text(_CA_CONF.format(dir=d))
+        key = d / "ca.key"
+        self._genkey(key)
+        csr = d / "ca.csr"
+        self._openssl("req", "-new", "-config", conf, "-key", key,
+                      "-subj", f"/CN={cn or name}", "-out", csr)
+        cert = d / "ca.crt"
+        self._sign(d, conf, csr, cert, _EXT_CA, start="20190101000000Z",
+                   end=_utc(3650), selfsign=True)
+        return Ca(name=name, cert=cert, key=key, dir=d, conf=conf)
+
+    def issue(self, ca, name, cn, *, dns=(), ips=(), usage="client",
+              expired=False, passphrase=None):
+        """Issue a leaf certificate signed by `ca`.
+
+        usage: "client", "server" or "both" (extendedKeyUsage).
+        expired: valid 2020-01-01 .. 2021-01-01 instead of yesterday .. +1 year.
+        passphrase: the key file is encrypted (AES-256, PKCS#8) with it.
+        """
+        d = self.dir / name
+        d.mkdir(parents=True, exist_ok=True)
+        plain_key = d / "key.pem"
+        self._genkey(plain_key)
+        csr = d / "req.csr"
+        self._openssl("req", "-new", "-config", ca.conf, "-key", plain_key,
+                      "-subj", f"/CN={cn}", "-out", csr)
+        sans = [f"DNS:{n}" for n in dns] + [f"IP:{i}" for i in ips]
+        ext = _EXT_LEAF.format(eku=_EKU[usage],
+                               san=f"subjectAltName = {', '.join(sans)}" if sans else "")
+        cert = d / "cert.pem"
+        if expired:
+            start, end = "20200101000000Z", "20210101000000Z"
+        else:
+            start, end = _utc(-1), _utc(365)
+        self._sign(ca.dir, ca.conf, csr, cert, ext, start=start, end=end)
+        key = plain_key
+        if passphrase is not None:
+            key = d / "key.enc.pem"
+            self._encrypt_key(plain_key, key, passphrase)
+            plain_key.unlink()
+        return Identity(name=name, cert=cert, key=key, passphrase=passphrase)
+
+
+class TestPki:
+    """The set of identities the e2e suite uses (see conftest's `pki` fixture)."""
+
+    PASSPHRASE = "correct horse battery staple"
+
+    def __init__(self, directory):
+        p = Pki(directory)
+        self.ca = p.ca("ca", "tlsfwd test CA")
+        self.other_ca = p.ca("other-ca", "some other CA")
+        loopback = dict(dns=["localhost"], ips=["127.0.0.1", "::1"])
+        self.server = p.issue(self.ca, "server", "localhost", usage="server", **loopback)
+        self.server_noip = p.issue(self.ca, "server-noip", "localhost", usage="server",
+                                   dns=["localhost"])
+        self.server_expired = p.issue(self.ca, "server-expired", "localhost", usage="server",
+                                      expired=True, **loopback)
+        self.server_other = p.issue(self.other_ca, "server-other", "localhost",
+                                    usage="server", **loopback)
+        self.client = p.issue(self.ca, "client", "client.test", usage="client")
+        self.client_other = p.issue(self.other_ca, "client-other", "client.test",
+                                    usage="client")
+        self.client_expired = p.issue(self.ca, "client-expired", "client.test",
+                                      usage="client", expired=True)
+        self.client_encrypted = p.issue(self.ca, "client-encrypted", "client.test",
+                                        usage="client", passphrase=self.PASSPHRASE)
+
+
+TestPki.__test__ = False  # not a pytest test class
+
+
+if __name__ == "__main__":
+    import sys
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "pki")
+    t = TestPki(target)
+    for attr, ident in vars(t).items():
+        print(f"{attr}: {ident.cert} {ident.key}")
