@@ -10,7 +10,7 @@ OPT      ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fno-strict-aliasing -pthread -Ishared
-LDLIBS   += -lev -lm -pthread
+LDLIBS   += -lev -lmsgpackc -lm -pthread
 
 ifeq ($(WOLFSSL),system)
   WOLF_CFLAGS := $(shell pkg-config --cflags wolfssl)
@@ -34,6 +34,10 @@ CLIENT_OBJ := $(B)/obj/client/main.o
 SERVER_OBJ := $(B)/obj/server/main.o
 CERTS_SRC  := $(wildcard certs/*.c)
 CERTS_OBJ  := $(CERTS_SRC:%.c=$(B)/obj/%.o)
+PRELOAD_SRC := $(wildcard client/preload*.c)
+PRELOAD    := $(if $(PRELOAD_SRC),$(B)/libtlsfwd-preload.so)
+PROBE_SRC  := $(wildcard tests/preload/*.c)
+PROBE_BIN  := $(PROBE_SRC:tests/preload/%.c=$(B)/probe/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 BINS       := $(B)/tlsfwd-client $(B)/tlsfwd-server $(if $(CERTS_SRC),$(B)/tlsfwd-certs)
@@ -42,7 +46,7 @@ PYTEST     := /usr/bin/python3 -m pytest
 
 .PHONY: all deps install test unit e2e check valgrind demo bench clean distclean
 PREFIX     ?= /usr/local
-all: $(BINS)
+all: $(BINS) $(PRELOAD) $(PROBE_BIN)
 
 deps:
 	@scripts/deps.sh $(if $(filter system,$(WOLFSSL)),system)
@@ -67,6 +71,20 @@ $(B)/tlsfwd-server: $(SERVER_OBJ) $(B)/libtlsfwd.a
 
 $(B)/tlsfwd-certs: $(CERTS_OBJ) $(B)/libtlsfwd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
+
+# The LD_PRELOAD shim: position-independent, only the hooked libc symbols
+# exported (client/preload.map), libc symbols resolved with dlsym(RTLD_NEXT).
+# Never sanitized: an ASan library cannot be preloaded into uninstrumented
+# programs (the ASan runtime must come first).
+PRELOAD_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
+$(B)/libtlsfwd-preload.so: $(PRELOAD_SRC) client/preload.map | $(WOLF_DEP)
+	$(CC) $(PRELOAD_CFLAGS) -fPIC -shared -fvisibility=hidden \
+	    -Wl,--version-script=client/preload.map -o $@ $(PRELOAD_SRC) -ldl -pthread
+
+# Small C programs the preload e2e tests run under the shim.
+$(B)/probe/%: tests/preload/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(if $(findstring openssl,$*),-lssl -lcrypto) -pthread
 
 $(B)/unit/%: tests/unit/%.c $(B)/libtlsfwd.a
 	@mkdir -p $(@D)

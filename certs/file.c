@@ -1,4 +1,8 @@
 /* file: reading inputs and writing outputs for tlsfwd-certs; see file.h. */
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
 #include "file.h"
 
 #include <errno.h>
@@ -9,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "der.h"
 
 /** file_read(path, buf, len, err, errsz): the whole of a regular file of at
  *  most FILE_MAX_INPUT bytes, NUL-terminated, in a malloc'd buffer the caller
@@ -74,6 +80,65 @@ err1:
 	free(p);
 err0:
 	close(fd);
+	return -1;
+}
+
+/** file_read_cert(path, der, len, err, errsz): the first certificate of a
+ *  PEM or DER file in a malloc'd DER buffer the caller frees.  Returns 0, or
+ *  -1 with "path: cause" in err. */
+int file_read_cert(const char *path, unsigned char **der, size_t *len, char *err, size_t errsz)
+{
+	unsigned char *buf = NULL, *out = NULL;
+	size_t n;
+	int r;
+
+	if (file_read(path, &buf, &n, err, errsz) != 0)
+		return -1;
+	if (strstr((char *)buf, "-----BEGIN") != NULL) {
+		if (strstr((char *)buf, "-----BEGIN CERTIFICATE-----") == NULL) {
+			if (strstr((char *)buf, "PRIVATE KEY-----") != NULL)
+				snprintf(err, errsz, "%s: holds a private key, not a "
+				    "certificate", path);
+			else
+				snprintf(err, errsz, "%s: no \"BEGIN CERTIFICATE\" block "
+				    "in the PEM file", path);
+			goto err;
+		}
+		out = malloc(n);
+		if (out == NULL) {
+			snprintf(err, errsz, "%s: out of memory", path);
+			goto err;
+		}
+		r = wc_CertPemToDer(buf, (int)n, out, (int)n, CERT_TYPE);
+		if (r <= 0) {
+			snprintf(err, errsz, "%s: bad PEM certificate (%s)", path,
+			    wc_GetErrorString(r));
+			goto err;
+		}
+		n = (size_t)r;
+	} else {
+		struct der d;
+		struct der_tlv t;
+
+		/* DER: take the first element, so a concatenation works too. */
+		der_init(&d, buf, n);
+		if (der_read(&d, &t) != 1 || t.tag != DER_SEQUENCE) {
+			snprintf(err, errsz, "%s: neither a PEM certificate nor a DER one",
+			    path);
+			goto err;
+		}
+		n = t.rawlen;
+		out = buf;
+		buf = NULL;
+	}
+	free(buf);
+	*der = out;
+	*len = n;
+	return 0;
+
+err:
+	free(out);
+	free(buf);
 	return -1;
 }
 

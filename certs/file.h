@@ -13,6 +13,11 @@
  *  frees.  Returns 0, or -1 with "path: cause" in err. */
 int file_read(const char *path, unsigned char **buf, size_t *len, char *err, size_t errsz);
 
+/** file_read_cert(path, der, len, err, errsz): the first certificate of a
+ *  PEM or DER file in a malloc'd DER buffer the caller frees.  Returns 0, or
+ *  -1 with "path: cause" in err. */
+int file_read_cert(const char *path, unsigned char **der, size_t *len, char *err, size_t errsz);
+
 /** file_exists(path): non-zero if something (even a dangling link) is there. */
 int file_exists(const char *path);
 

@@ -316,7 +316,7 @@ static int load_ca(const char *dir, const char *pass, WC_RNG *rng, unsigned char
 		snprintf(err, errsz, "--ca %s: path too long", dir);
 		return -1;
 	}
-	if (x509_load(crt, der, derlen, err, errsz) != 0)
+	if (file_read_cert(crt, der, derlen, err, errsz) != 0)
 		return -1;
 	if (x509_parse(ca, *der, *derlen, &why) != 0) {
 		snprintf(err, errsz, "%s: %s", crt, why);
@@ -509,7 +509,7 @@ static int load_parsed(const char *path, unsigned char **der, struct x509 *x)
 	size_t len;
 	const char *why;
 
-	if (x509_load(path, der, &len, err, sizeof(err)) != 0) {
+	if (file_read_cert(path, der, &len, err, sizeof(err)) != 0) {
 		fail(err);
 		return -1;
 	}

@@ -9,7 +9,7 @@ mode=${1:-static}
 build="$top/build"
 prefix="$build/wolfssl"
 
-pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev
+pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev libssl-dev
       dpkg-dev autoconf automake libtool
       python3 python3-pytest python3-msgpack python3-fluent-logger
       stunnel4 socat openssl valgrind procps psmisc)

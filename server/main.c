@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <stdio.h>
 
+#include "authz.h"
 #include "daemon.h"
 #include "log.h"
+#include "peers.h"
 
 static int server_prepare(const struct config *cfg, const struct sock_addr *listen,
     struct tunnel *t, char *err, size_t errsz)
@@ -20,6 +22,25 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 	if (!sock_is_loopback(&t->up[0].addr[0]))
 		log_warn("upstream is not on loopback: bytes leave this host in plaintext",
 		    "upstream=%s", cfg->upstream);
+	if (cfg->allow_net.n > 0) {
+		char why[256];
+		int i;
+
+		if ((t->nets = authz_nets_new()) == NULL) {
+			snprintf(err, errsz, "out of memory");
+			return -1;
+		}
+		for (i = 0; i < cfg->allow_net.n; i++)
+			if (authz_net_add(t->nets, cfg->allow_net.v[i], why, sizeof(why)) < 0) {
+				snprintf(err, errsz, "--allow-net: %s: %s", why, cfg->allow_net.v[i]);
+				return -1;
+			}
+	}
+	if (cfg->max_conns_per_ip > 0 &&
+	    (t->peers = peers_new(cfg->max_conns_per_ip, cfg->max_conns)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 

@@ -47,7 +47,8 @@ static const struct opt opts[] = {
 	{ "upstream", OPT_STR, ROLE_SERVER, F_ADDR, O(upstream), NULL, "127.0.0.1:24224", 0, 0, NULL,
 	  "Fluentd in_forward HOST:PORT to hand the bytes to" },
 	{ "ca", OPT_STR, BOTH, F_REQUIRED, O(ca), NULL, NULL, 0, 0, NULL,
-	  "CA certificates (PEM) the peer's certificate must chain to" },
+	  "CA certificates (PEM) the peer's certificate must chain to (required, "
+	  "except on a server whose every rule is a pin)" },
 	{ "cert", OPT_STR, BOTH, F_REQUIRED, O(cert), NULL, NULL, 0, 0, NULL,
 	  "own certificate chain (PEM)" },
 	{ "key", OPT_STR, BOTH, F_REQUIRED, O(key), NULL, NULL, 0, 0, NULL,
@@ -72,6 +73,34 @@ static const struct opt opts[] = {
 	  "event-loop threads (0: one per online CPU)" },
 	{ "allow-remote-plaintext", OPT_BOOL, ROLE_CLIENT, 0, O(allow_remote_plaintext), "false", NULL, 0, 0, NULL,
 	  "allow --listen on a non-loopback address (plaintext leaves the host)" },
+	{ "pin-server", OPT_LIST, ROLE_CLIENT, 0, O(pin_server), NULL, NULL, 0, 0, NULL,
+	  "also require the server certificate's sha256:HEX (DER) or spki:HEX (key)" },
+	{ "allow-cn", OPT_LIST, ROLE_SERVER, 0, O(allow_cn), NULL, NULL, 0, 0, NULL,
+	  "allow a client whose subject CN is NAME" },
+	{ "allow-dns", OPT_LIST, ROLE_SERVER, 0, O(allow_dns), NULL, NULL, 0, 0, NULL,
+	  "allow a client with DNS SAN NAME (*.example.com: one label)" },
+	{ "allow-uri", OPT_LIST, ROLE_SERVER, 0, O(allow_uri), NULL, NULL, 0, 0, NULL,
+	  "allow a client with URI SAN URI (a trailing /* matches below it)" },
+	{ "allow-ou", OPT_LIST, ROLE_SERVER, 0, O(allow_ou), NULL, NULL, 0, 0, NULL,
+	  "allow a client whose subject has OU NAME" },
+	{ "allow-fingerprint", OPT_LIST, ROLE_SERVER, 0, O(allow_fingerprint), NULL, NULL, 0, 0, NULL,
+	  "allow the client certificate with this SHA-256 (of its DER); pins a self-signed one" },
+	{ "allow-spki", OPT_LIST, ROLE_SERVER, 0, O(allow_spki), NULL, NULL, 0, 0, NULL,
+	  "allow the client key with this SHA-256 (of its SPKI); pins a self-signed one" },
+	{ "allow-file", OPT_STR, ROLE_SERVER, 0, O(allow_file), NULL, NULL, 0, 0, NULL,
+	  "more rules, one per line: cn:, dns:, uri:, ou:, sha256:, spki: (reloaded)" },
+	{ "allow-net", OPT_LIST, ROLE_SERVER, 0, O(allow_net), NULL, NULL, 0, 0, NULL,
+	  "accept TCP only from this CIDR (repeat); others are closed before TLS" },
+	{ "max-conns-per-ip", OPT_INT, ROLE_SERVER, 0, O(max_conns_per_ip), NULL, "0", 0, 1000000, NULL,
+	  "connections open at once from one address (0: no limit)" },
+	{ "crl", OPT_LIST, ROLE_SERVER, 0, O(crl), NULL, NULL, 0, 0, NULL,
+	  "certificate revocation list, PEM or DER (repeat; reloaded)" },
+	{ "audit-file", OPT_STR, ROLE_SERVER, 0, O(audit_file), NULL, NULL, 0, 0, NULL,
+	  "write accept/deny/close events as JSON lines (reopened on SIGUSR1)" },
+	{ "audit-forward", OPT_STR, ROLE_SERVER, F_ADDR, O(audit_forward), NULL, NULL, 0, 0, NULL,
+	  "send the same events as forward-protocol messages to HOST:PORT" },
+	{ "audit-tag", OPT_STR, ROLE_SERVER, 0, O(audit_tag), NULL, "tlsfwd.audit", 0, 0, NULL,
+	  "tag of forwarded audit events" },
 	{ "log-level", OPT_ENUM, BOTH, 0, O(log_level), "info", "info", 0, 0, log_levels,
 	  "error, warn, info or debug" },
 	{ "log-format", OPT_ENUM, BOTH, 0, O(log_format), "logfmt", "logfmt", 0, 0, log_formats,
@@ -308,6 +337,15 @@ static const char *find_config_flag(int argc, char **argv)
 	return path;
 }
 
+/* config_only_pins(cfg): the server's rules are all certificate or key pins
+ * (and there is at least one), so no CA is needed.  An --allow-file may hold
+ * other rules; it is checked again when the file is loaded. */
+static int config_only_pins(const struct config *cfg)
+{
+	return cfg->allow_fingerprint.n + cfg->allow_spki.n > 0 && cfg->allow_cn.n == 0 &&
+	    cfg->allow_dns.n == 0 && cfg->allow_uri.n == 0 && cfg->allow_ou.n == 0;
+}
+
 static int validate(struct config *cfg, char *err, size_t errsz)
 {
 	size_t i;
@@ -317,6 +355,9 @@ static int validate(struct config *cfg, char *err, size_t errsz)
 		const void *f = cfield(cfg, o);
 
 		if (!(o->flags & F_REQUIRED) || !(o->roles & cfg->role))
+			continue;
+		/* A server that only admits pinned certificates needs no CA. */
+		if (o->off == O(ca) && cfg->role == ROLE_SERVER && config_only_pins(cfg))
 			continue;
 		if ((o->type == OPT_STR && *(char *const *)f == NULL) ||
 		    (o->type == OPT_LIST && ((const struct strlist *)f)->n == 0)) {
@@ -388,11 +429,22 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 		name = arg + 2;
 		eq = strchr(name, '=');
 		nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-		if ((o = opt_find(role, name, nlen)) == NULL) {
+		o = opt_find(role, name, nlen);
+		if (o == NULL && eq == NULL && nlen > 3 && strncmp(name, "no-", 3) == 0) {
+			/* --no-NAME turns a boolean off. */
+			o = opt_find(role, name + 3, nlen - 3);
+			if (o != NULL && o->type != OPT_BOOL)
+				o = NULL;
+			else if (o != NULL)
+				val = "false";
+		}
+		if (o == NULL) {
 			snprintf(err, errsz, "--%.*s: unknown option (see --help)", (int)nlen, name);
 			return -1;
 		}
-		if (eq != NULL)
+		if (val != NULL)
+			;	/* --no-NAME */
+		else if (eq != NULL)
 			val = eq + 1;
 		else if (o->type == OPT_BOOL)
 			val = "true";

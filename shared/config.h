@@ -29,6 +29,12 @@ struct config {
 	int log_format;			/* enum log_format */
 	int allow_remote_plaintext;
 	int tls_resume;			/* client: resume sessions with tickets */
+	struct strlist pin_server;	/* client: sha256:/spki: pins of the server */
+	struct strlist allow_cn, allow_dns, allow_uri, allow_ou;	/* server: who may send */
+	struct strlist allow_fingerprint, allow_spki, allow_net, crl;
+	char *allow_file;
+	long max_conns_per_ip;		/* server: 0 = no limit */
+	char *audit_file, *audit_forward, *audit_tag;
 	int check, version, help;	/* command-line only */
 };
 

@@ -17,9 +17,14 @@
 #include <netinet/in.h>
 
 #include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
 
+#include "audit.h"
+#include "authz.h"
 #include "log.h"
+#include "peers.h"
 #include "ring.h"
+#include "x509.h"
 
 enum conn_state {
 	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
@@ -85,11 +90,24 @@ struct conn {
 	ev_tstamp start, last;	/* accept time, last byte moved */
 	int up, addr;		/* upstream and address being tried */
 	int tls_code;		/* wolfSSL's error behind a TLS failure, for the log */
+	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
+	struct verdict *verdict;	/* during the handshake: who the peer is */
+	struct sock_addr peer_addr;	/* for t->peers, which counts it */
 	unsigned long long bytes[2];	/* read from end[i] */
 	char peer[SOCK_NTOP_MAX];
 };
 
+/* What the verify callback learnt of the peer's certificate; kept only until
+ * the handshake is logged. */
+struct verdict {
+	struct x509_identity *id;	/* the leaf certificate, NULL if unparsable */
+	const char *deny;		/* why our rules refused it, or NULL */
+	char rule[AUTHZ_RULE_TEXT_MAX];	/* the rule that admitted it */
+};
+
 static void conn_update(struct conn *c);
+static void verdict_free(struct conn *c);
+static void audit(struct conn *c, enum audit_kind kind, const char *reason);
 
 static int tls_end(const struct conn *c)
 {
@@ -158,25 +176,31 @@ static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
 	int i;
 
 	if (log_enabled(reasons[why].level)) {
-		const char *other = c->up < t->nup ? t->up[c->up].spec : "";
-		int show_other = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
+		/* The server names its upstream only once it tried it. */
+		int tried = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
+		char code[16];
 
-		if (c->tls_code != 0)
-			log_kv(reasons[why].level, reasons[why].msg,
-			    "peer=%s upstream=%s reason=%s tls_code=%d sent=%llu received=%llu "
-			    "duration=%f", c->peer, show_other ? other : "", detail, c->tls_code,
-			    c->bytes[0], c->bytes[1], ev_now(s->loop) - c->start);
-		else
-			log_kv(reasons[why].level, reasons[why].msg,
-			    "peer=%s upstream=%s reason=%s sent=%llu received=%llu duration=%f",
-			    c->peer, show_other ? other : "", detail, c->bytes[0], c->bytes[1],
-			    ev_now(s->loop) - c->start);
+		snprintf(code, sizeof(code), "%d", c->tls_code);
+		log_kv(reasons[why].level, reasons[why].msg,
+		    "peer=%s upstream=%s reason=%s subject=%s tls_code=%s sent=%llu "
+		    "received=%llu duration=%f", c->peer, tried ? t->up[c->up].spec : NULL,
+		    detail, c->verdict != NULL && c->verdict->id != NULL ?
+		    c->verdict->id->subject : NULL, c->tls_code != 0 ? code : NULL,
+		    c->bytes[0], c->bytes[1], ev_now(s->loop) - c->start);
 	}
+	if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED || why == CONN_HANDSHAKE_TIMEOUT)
+		audit(c, AUDIT_DENY, detail);
+	else if (c->end[0].ready)
+		audit(c, AUDIT_CLOSE, detail);
+	verdict_free(c);
 	ev_timer_stop(s->loop, &c->timer);
 	for (i = 0; i < 2; i++) {
 		end_close(c, &c->end[i], reasons[why].abortive);
 		ring_free(&c->ring[i]);
 	}
+	tls_policy_release(c->pol);
+	if (t->peers != NULL)
+		peers_release(t->peers, &c->peer_addr);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -209,6 +233,111 @@ static void conn_relay(struct conn *c)
 	}
 }
 
+/* audit(c, kind, reason): the server's audit event for c, with what the
+ * handshake learnt of the peer's certificate, when auditing is on. */
+static void audit(struct conn *c, enum audit_kind kind, const char *reason)
+{
+	const struct x509_identity *id = c->verdict != NULL ? c->verdict->id : NULL;
+	const WOLFSSL *ssl = c->end[0].ssl;
+	struct audit_event ev = { .kind = kind, .peer = c->peer, .reason = reason };
+	const char *sans[AUDIT_SANS_MAX];
+	char buf[AUDIT_FIELD_MAX], fp[2 * X509_SHA256_LEN + 1];
+	size_t i, used = 0;
+
+	if (c->s->t->role != ROLE_SERVER || !audit_enabled())
+		return;
+	if (id != NULL) {
+		const struct { const char *prefix; const char *const *v; size_t n; } lists[] = {
+			{ "DNS:", id->dns, id->n_dns }, { "URI:", id->uri, id->n_uri },
+			{ "IP:", id->ip, id->n_ip },
+		};
+		size_t l;
+
+		for (l = 0; l < 3; l++)
+			for (i = 0; i < lists[l].n && ev.nsans < AUDIT_SANS_MAX; i++) {
+				int n = snprintf(buf + used, sizeof(buf) - used, "%s%s", lists[l].prefix,
+				    lists[l].v[i]);
+
+				if (n < 0 || (size_t)n >= sizeof(buf) - used)
+					break;
+				sans[ev.nsans++] = buf + used;
+				used += (size_t)n + 1;
+			}
+		for (i = 0; i < X509_SHA256_LEN; i++)
+			snprintf(fp + 2 * i, 3, "%02x", id->sha256[i]);
+		ev.subject = id->subject;
+		ev.issuer = id->issuer;
+		ev.serial = id->serial;
+		ev.sans = sans;
+		ev.fingerprint = fp;
+		if (kind == AUDIT_ACCEPT && c->verdict->rule[0] != '\0')
+			ev.rule = c->verdict->rule;
+	}
+	if (ssl != NULL && kind != AUDIT_CLOSE) {
+		ev.tls_version = wolfSSL_get_version(ssl);
+		ev.cipher = wolfSSL_get_cipher_name((WOLFSSL *)ssl);
+	}
+	if (kind == AUDIT_CLOSE) {
+		ev.bytes_in = c->bytes[0];
+		ev.bytes_out = c->bytes[1];
+		ev.duration = ev_now(c->s->loop) - c->start;
+	}
+	audit_emit(&ev);
+}
+
+static void verdict_free(struct conn *c)
+{
+	if (c->verdict != NULL) {
+		x509_identity_free(c->verdict->id);
+		free(c->verdict);
+		c->verdict = NULL;
+	}
+}
+
+/* verify_cb(ok, store): wolfSSL asks about every certificate of the peer's
+ * chain, ok saying whether its own checks (chain, dates, CRL, name) passed.
+ * At the leaf we add ours: the server's allow rules and the client's
+ * --pin-server pins.  A pin may also admit a certificate that chains to no
+ * CA (self-signed): that is what pinning is for. */
+static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
+{
+	struct conn *c = store->userCtx;
+	const struct authz *rules = c->pol->rules;
+	const unsigned char *der;
+	const char *why;
+	int len, verdict, err = wolfSSL_X509_STORE_CTX_get_error(store);
+
+	/* wolfSSL 5.5.4 computes ok before its host and IP checks, which only
+	 * set the store's error: a failure is either. */
+	if (err != 0)
+		ok = 0;
+	if (wolfSSL_X509_STORE_CTX_get_error_depth(store) != 0 || c->verdict != NULL)
+		return ok;
+	if ((c->verdict = calloc(1, sizeof(*c->verdict))) == NULL)
+		return 0;
+	der = wolfSSL_X509_get_der(wolfSSL_X509_STORE_CTX_get_current_cert(store), &len);
+	if (der == NULL || len <= 0 ||
+	    x509_identity_new(der, (size_t)len, &c->verdict->id, &why) < 0) {
+		c->verdict->deny = "bad_certificate";
+		return 0;
+	}
+	if (rules == NULL)
+		return ok;
+	verdict = authz_match(rules, c->verdict->id, c->verdict->rule, sizeof(c->verdict->rule));
+	if (!ok) {
+		/* Only a pin overrides wolfSSL, and only for "no known issuer". */
+		if (verdict == AUTHZ_MATCHED && authz_only_pins(rules) &&
+		    (err == ASN_NO_SIGNER_E || err == ASN_SELF_SIGNED_E))
+			return 1;
+		return 0;
+	}
+	if (verdict == AUTHZ_DENIED) {
+		c->verdict->deny = c->s->t->role == ROLE_SERVER ? "not_allowed" : "pin_mismatch";
+		return 0;
+	}
+	return 1;
+}
+
 /* tls_failure(c, e, err): remember wolfSSL's code for the log and name it. */
 static const char *tls_failure(struct conn *c, struct end *e, int err)
 {
@@ -221,9 +350,12 @@ static int tls_start(struct conn *c, struct end *e)
 {
 	const struct tunnel *t = c->s->t;
 
-	if ((e->ssl = wolfSSL_new(t->ctx)) == NULL)
+	if ((e->ssl = wolfSSL_new(c->pol->ctx)) == NULL)
 		return conn_drop(c, CONN_NOMEM, "tls_new");
 	wolfSSL_set_fd(e->ssl, e->fd);
+	wolfSSL_set_verify(e->ssl, t->role == ROLE_SERVER ?
+	    WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT : WOLFSSL_VERIFY_PEER, verify_cb);
+	wolfSSL_SetCertCbCtx(e->ssl, c);
 	if (t->role == ROLE_CLIENT) {
 		const struct upstream *u = &t->up[c->up];
 		int ok;
@@ -306,6 +438,7 @@ static int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 	log_warn("upstream attempt failed, trying the next", "peer=%s upstream=%s reason=%s",
 	    c->peer, u->spec, detail);
 	c->tls_code = 0;
+	verdict_free(c);
 	end_close(c, &c->end[1], 1);
 	if (++c->addr >= u->naddr) {
 		c->up++;
@@ -319,6 +452,7 @@ static int conn_handshake(struct conn *c)
 {
 	const struct tunnel *t = c->s->t;
 	struct end *e = &c->end[tls_end(c)];
+	const char *why;
 	int rc, err;
 
 	if (e->hwait)
@@ -351,9 +485,12 @@ static int conn_handshake(struct conn *c)
 			e->hwait = EV_WRITE;
 			return 0;
 		}
+		why = tls_failure(c, e, err);
+		if (c->verdict != NULL && c->verdict->deny != NULL)
+			why = c->verdict->deny;	/* refused by our rules, not wolfSSL's */
 		if (t->role == ROLE_CLIENT)
-			return conn_retry(c, CONN_HANDSHAKE_FAILED, tls_failure(c, e, err));
-		return conn_drop(c, CONN_HANDSHAKE_FAILED, tls_failure(c, e, err));
+			return conn_retry(c, CONN_HANDSHAKE_FAILED, why);
+		return conn_drop(c, CONN_HANDSHAKE_FAILED, why);
 	}
 	e->ready = 1;
 	if (t->role == ROLE_SERVER) {
@@ -361,15 +498,19 @@ static int conn_handshake(struct conn *c)
 
 		/* A resumed session carries no certificate: its subject was
 		 * logged at the full handshake that issued the ticket. */
-		log_info("accepted", "peer=%s subject=%s tls=%s cipher=%s resumed=%d", c->peer,
-		    tls_peer_subject(e->ssl, subject, sizeof(subject)),
+		log_info("accepted", "peer=%s subject=%s rule=%s tls=%s cipher=%s resumed=%d",
+		    c->peer, tls_peer_subject(e->ssl, subject, sizeof(subject)),
+		    c->verdict != NULL && c->verdict->rule[0] != '\0' ? c->verdict->rule : NULL,
 		    wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl),
 		    wolfSSL_session_reused(e->ssl));
+		audit(c, AUDIT_ACCEPT, NULL);
+		verdict_free(c);
 		return conn_connect(c);
 	}
 	log_debug("connected", "peer=%s upstream=%s tls=%s cipher=%s resumed=%d", c->peer,
 	    t->up[c->up].spec, wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl),
 	    wolfSSL_session_reused(e->ssl));
+	verdict_free(c);
 	conn_relay(c);
 	return 0;
 }
@@ -643,13 +784,44 @@ static void end_open(struct conn *c, struct end *e, int fd)
 	e->rio.data = e->wio.data = c;
 }
 
+/* admitted(t, fd, peer): the server's checks before any TLS state exists:
+ * the source network and the per-address count.  0, or -1 (logged, counted
+ * nowhere) if the socket must be closed. */
+static int admitted(struct tunnel *t, const struct sock_addr *peer)
+{
+	char addr[SOCK_NTOP_MAX];
+	const char *why = NULL;
+
+	if (t->nets != NULL && authz_net_match(t->nets, (const struct sockaddr *)&peer->ss,
+	    NULL, 0) == AUTHZ_DENIED)
+		why = "net_denied";
+	else if (t->peers != NULL && peers_acquire(t->peers, peer) < 0)
+		why = "per_ip_limit";
+	if (why == NULL)
+		return 0;
+	log_warn("refused before TLS", "peer=%s reason=%s", sock_ntop(peer, addr), why);
+	if (audit_enabled()) {
+		struct audit_event ev = { .kind = AUDIT_DENY, .peer = addr, .reason = why };
+
+		audit_emit(&ev);
+	}
+	return -1;
+}
+
 void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = NULL;
 	char addr[SOCK_NTOP_MAX];
 
-	if (c == NULL) {
+	if (admitted(s->t, peer) < 0) {
+		close(fd);
+		atomic_fetch_sub(&s->t->active, 1);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_error("out of memory", "peer=%s", sock_ntop(peer, addr));
+		if (s->t->peers != NULL)
+			peers_release(s->t->peers, peer);
 		close(fd);
 		atomic_fetch_sub(&s->t->active, 1);
 		return;
@@ -661,12 +833,14 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 	s->head = c;
 	s->n++;
 	sock_ntop(peer, c->peer);
+	c->peer_addr = *peer;
 	sock_nodelay(fd);
 	c->end[1].fd = -1;
 	end_open(c, &c->end[0], fd);
 	c->start = c->last = ev_now(s->loop);
 	ev_init(&c->timer, timer_cb);
 	c->timer.data = c;
+	c->pol = tls_policy_get(&s->t->policy);
 
 	if (s->t->role == ROLE_SERVER) {
 		c->state = CONN_HANDSHAKING;

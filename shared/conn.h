@@ -13,6 +13,9 @@
 
 #define UPSTREAM_ADDRS 8
 
+struct authz_nets;
+struct peers;
+
 /* Where a connection goes: a tlsfwd-server (client role) or Fluentd (server role). */
 struct upstream {
 	char spec[300];			/* as configured, for logs */
@@ -25,12 +28,14 @@ struct upstream {
 /* What every connection of the process shares; read-only once workers run. */
 struct tunnel {
 	enum role role;
-	WOLFSSL_CTX *ctx;
+	struct tls_policy_slot policy;	/* TLS context (and rules): replaced on reload */
 	struct upstream *up;		/* tried in order until one connects */
 	int nup;
 	double connect_timeout, handshake_timeout, drain_timeout;
 	long max_conns;
 	int resume;			/* client: keep and offer session tickets */
+	struct authz_nets *nets;	/* server: --allow-net; NULL: any source */
+	struct peers *peers;		/* server: --max-conns-per-ip; NULL: no limit */
 	atomic_long active;		/* open connections, all workers */
 };
 

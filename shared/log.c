@@ -123,21 +123,25 @@ void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 	va_start(ap, fields);
 	for (p = fields; p != NULL && *p != '\0';) {
 		const char *eq, *conv;
-		int isstr = 0;
 
 		while (*p == ' ')
 			p++;
 		if ((eq = strchr(p, '=')) == NULL || eq[1] != '%')
 			break;
-		put_key(&l, p, (size_t)(eq - p));
 		conv = eq + 2;
 		if (conv[0] == 's') {
-			const char *s = va_arg(ap, const char *);
+			const char *v = va_arg(ap, const char *);
 
-			put_str(&l, s != NULL ? s : "");
-			isstr = 1;
+			/* A NULL string drops the field: optional facts stay out. */
+			if (v != NULL) {
+				put_key(&l, p, (size_t)(eq - p));
+				put_str(&l, v);
+			}
 			p = conv + 1;
-		} else if (conv[0] == 'd') {
+			continue;
+		}
+		put_key(&l, p, (size_t)(eq - p));
+		if (conv[0] == 'd') {
 			snprintf(num, sizeof(num), "%d", va_arg(ap, int));
 			p = conv + 1;
 		} else if (conv[0] == 'u') {
@@ -164,8 +168,7 @@ void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 		} else {
 			break;
 		}
-		if (!isstr)
-			puts_(&l, num);
+		puts_(&l, num);
 	}
 	va_end(ap);
 

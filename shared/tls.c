@@ -11,6 +11,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
+#include "authz.h"
 #include "log.h"
 
 /* TLS 1.3 suites first; the 1.2 list is ECDHE with AEAD only. */
@@ -100,13 +101,60 @@ static int key_check_mode(const char *path, char *err, size_t errsz)
 	return 0;
 }
 
+/* wolf_error(rc, buf, n): words for what a wolfSSL load function returned. */
 static const char *wolf_error(int rc, char *buf, size_t n)
 {
-	wolfSSL_ERR_error_string_n((unsigned long)(rc < 0 ? -rc : rc), buf, n);
-	return buf;
+	switch (rc) {
+	case WOLFSSL_BAD_FILE:
+	case WOLFSSL_FAILURE:
+	case WOLFSSL_FATAL_ERROR:	return "not readable, or no valid PEM in it";
+	case WOLFSSL_BAD_FILETYPE:	return "wrong file type";
+	case WOLFSSL_BAD_PATH:		return "bad path";
+	default:
+		wolfSSL_ERR_error_string_n((unsigned long)(rc < 0 ? -rc : rc), buf, n);
+		return buf;
+	}
 }
 
-WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
+/* crl_load(ctx, cfg): every --crl file, PEM or DER; a revoked peer then
+ * fails its handshake.  Checked for the whole chain. */
+static int crl_load(WOLFSSL_CTX *ctx, const struct config *cfg, char *err, size_t errsz)
+{
+	char head[16] = "", ebuf[128];
+	int i, rc, type;
+	FILE *fp;
+
+	if (cfg->role != ROLE_SERVER || cfg->crl.n == 0)
+		return 0;
+	if (wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS) {
+		snprintf(err, errsz, "cannot enable CRL checking");
+		return -1;
+	}
+	for (i = 0; i < cfg->crl.n; i++) {
+		const char *path = cfg->crl.v[i];
+
+		if ((fp = fopen(path, "rb")) == NULL) {
+			snprintf(err, errsz, "%s: cannot read CRL: %s", path, strerror(errno));
+			return -1;
+		}
+		memset(head, 0, sizeof(head));
+		(void)!fread(head, 1, sizeof(head) - 1, fp);
+		fclose(fp);
+		type = strncmp(head, "-----BEGIN", 10) == 0 ? WOLFSSL_FILETYPE_PEM : WOLFSSL_FILETYPE_ASN1;
+		if ((rc = wolfSSL_CTX_LoadCRLFile(ctx, path, type)) != WOLFSSL_SUCCESS) {
+			snprintf(err, errsz, "%s: cannot load CRL: %s", path,
+			    wolf_error(rc, ebuf, sizeof(ebuf)));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* tls_ctx_new(cfg, err, errsz): a context for cfg's role with the CA, the
+ * certificate chain and the key loaded and checked against each other, the
+ * CRLs, the minimum version and the peer verification set.  NULL with a
+ * message in err naming the file and the cause. */
+static WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 {
 	int server = cfg->role == ROLE_SERVER;
 	struct passphrase pass;
@@ -126,7 +174,9 @@ WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 		goto fail;
 	}
 
-	if ((rc = wolfSSL_CTX_load_verify_locations(ctx, cfg->ca, NULL)) != WOLFSSL_SUCCESS) {
+	/* No CA: a server that admits pinned certificates only (see conn.c). */
+	if (cfg->ca != NULL &&
+	    (rc = wolfSSL_CTX_load_verify_locations(ctx, cfg->ca, NULL)) != WOLFSSL_SUCCESS) {
 		snprintf(err, errsz, "%s: cannot load CA certificates: %s", cfg->ca,
 		    wolf_error(rc, ebuf, sizeof(ebuf)));
 		goto fail;
@@ -156,6 +206,9 @@ WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 		goto fail;
 	}
 
+	if (crl_load(ctx, cfg, err, errsz) < 0)
+		goto fail;
+
 	/* Mutual TLS: the server demands a certificate, the client verifies the
 	 * server's chain (its name is set per connection: SNI and IP SANs). */
 	wolfSSL_CTX_set_verify(ctx, server ? WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT :
@@ -164,6 +217,144 @@ WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 fail:
 	wolfSSL_CTX_free(ctx);
 	return NULL;
+}
+
+/* rules_add(rules, kind, list, flag, err, errsz): the values of one --allow-* list. */
+static int rules_add(struct authz *rules, enum authz_kind kind, const struct strlist *l,
+    const char *flag, char *err, size_t errsz)
+{
+	char why[256];
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		if (authz_add_kind(rules, kind, l->v[i], why, sizeof(why)) < 0) {
+			snprintf(err, errsz, "--%s: %s: %s", flag, why, l->v[i]);
+			return -1;
+		}
+	return 0;
+}
+
+/* pins_new(cfg, &rules, err, errsz): the client's --pin-server pins. */
+static int pins_new(const struct config *cfg, struct authz **rules, char *err, size_t errsz)
+{
+	struct authz *r;
+	char why[256];
+	int i;
+
+	if (cfg->pin_server.n == 0)
+		return 0;
+	if ((r = authz_new()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < cfg->pin_server.n; i++) {
+		const char *v = cfg->pin_server.v[i];
+
+		if (authz_add(r, v, why, sizeof(why)) < 0 || !authz_only_pins(r)) {
+			snprintf(err, errsz, "--pin-server: %s: %s",
+			    authz_only_pins(r) ? why : "expected sha256:HEX or spki:HEX", v);
+			authz_free(r);
+			return -1;
+		}
+	}
+	*rules = r;
+	return 0;
+}
+
+/* rules_new(cfg, &rules, err, errsz): the server's allow rules from the flags
+ * and --allow-file; *rules stays NULL when there are none (all allowed). */
+static int rules_new(const struct config *cfg, struct authz **rules, char *err, size_t errsz)
+{
+	struct authz *r;
+
+	*rules = NULL;
+	if (cfg->role == ROLE_CLIENT)
+		return pins_new(cfg, rules, err, errsz);
+	if ((cfg->allow_cn.n + cfg->allow_dns.n + cfg->allow_uri.n +
+	    cfg->allow_ou.n + cfg->allow_fingerprint.n + cfg->allow_spki.n == 0 &&
+	    cfg->allow_file == NULL))
+		return 0;
+	if ((r = authz_new()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	if (rules_add(r, AUTHZ_CN, &cfg->allow_cn, "allow-cn", err, errsz) < 0 ||
+	    rules_add(r, AUTHZ_DNS, &cfg->allow_dns, "allow-dns", err, errsz) < 0 ||
+	    rules_add(r, AUTHZ_URI, &cfg->allow_uri, "allow-uri", err, errsz) < 0 ||
+	    rules_add(r, AUTHZ_OU, &cfg->allow_ou, "allow-ou", err, errsz) < 0 ||
+	    rules_add(r, AUTHZ_FINGERPRINT, &cfg->allow_fingerprint, "allow-fingerprint", err,
+	    errsz) < 0 ||
+	    rules_add(r, AUTHZ_SPKI, &cfg->allow_spki, "allow-spki", err, errsz) < 0 ||
+	    (cfg->allow_file != NULL && authz_load_file(r, cfg->allow_file, err, errsz) < 0))
+		goto fail;
+	/* Without a CA only pins can admit anyone; the file may have added more. */
+	if (cfg->ca == NULL && !authz_only_pins(r)) {
+		snprintf(err, errsz, "--ca: required unless every allow rule is a "
+		    "fingerprint or spki pin%s%s", cfg->allow_file ? " (see " : "",
+		    cfg->allow_file ? cfg->allow_file : "");
+		if (cfg->allow_file != NULL)
+			strncat(err, ")", errsz - strlen(err) - 1);
+		goto fail;
+	}
+	*rules = r;
+	return 0;
+fail:
+	authz_free(r);
+	return -1;
+}
+
+struct tls_policy *tls_policy_new(const struct config *cfg, char *err, size_t errsz)
+{
+	struct tls_policy *p = calloc(1, sizeof(*p));
+
+	if (p == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (rules_new(cfg, &p->rules, err, errsz) < 0 ||
+	    (p->ctx = tls_ctx_new(cfg, err, errsz)) == NULL) {
+		authz_free(p->rules);
+		free(p);
+		return NULL;
+	}
+	/* A resumed session shows no certificate: where identity or revocation
+	 * decides, every connection must make a full handshake. */
+	if (p->rules != NULL || cfg->crl.n > 0)
+		wolfSSL_CTX_no_ticket_TLSv13(p->ctx);
+	atomic_init(&p->refs, 1);
+	return p;
+}
+
+struct tls_policy *tls_policy_get(struct tls_policy_slot *slot)
+{
+	struct tls_policy *p;
+
+	pthread_mutex_lock(&slot->lock);
+	if ((p = slot->cur) != NULL)
+		atomic_fetch_add(&p->refs, 1);
+	pthread_mutex_unlock(&slot->lock);
+	return p;
+}
+
+void tls_policy_set(struct tls_policy_slot *slot, struct tls_policy *p)
+{
+	struct tls_policy *old;
+
+	pthread_mutex_lock(&slot->lock);
+	old = slot->cur;
+	slot->cur = p;
+	pthread_mutex_unlock(&slot->lock);
+	if (old != NULL)
+		tls_policy_release(old);
+}
+
+void tls_policy_release(struct tls_policy *p)
+{
+	if (p == NULL || atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	wolfSSL_CTX_free(p->ctx);
+	authz_free(p->rules);
+	free(p);
 }
 
 static const char *alert_reason(int code)

@@ -2,6 +2,8 @@
 #ifndef TLSFWD_TLS_H
 #define TLSFWD_TLS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -14,11 +16,37 @@ int tls_init(void);
 /** tls_cleanup(): release wolfSSL's global state. */
 void tls_cleanup(void);
 
-/** tls_ctx_new(cfg, err, errsz): a context for cfg's role with the CA, the
- *  certificate chain and the key loaded and checked against each other, the
- *  minimum version and the peer verification set.  NULL with a message in err
- *  naming the file and the cause. */
-WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz);
+struct authz;
+
+/* What a reload replaces, all or nothing: the TLS context (certificate, key,
+ * CA, CRLs) and, on the server, the allow rules.  Reference-counted: a
+ * connection holds the policy it started with, so a reload never touches
+ * open connections. */
+struct tls_policy {
+	WOLFSSL_CTX *ctx;
+	struct authz *rules;		/* server: --allow-* and --allow-file; NULL: none */
+	atomic_int refs;
+};
+
+/* The policy new connections take; swapped under the lock. */
+struct tls_policy_slot {
+	pthread_mutex_t lock;
+	struct tls_policy *cur;
+};
+
+/** tls_policy_new(cfg, err, errsz): load everything cfg names into a new
+ *  policy holding one reference.  NULL with the file and cause in err. */
+struct tls_policy *tls_policy_new(const struct config *cfg, char *err, size_t errsz);
+
+/** tls_policy_get(slot): the current policy, with a reference for the caller. */
+struct tls_policy *tls_policy_get(struct tls_policy_slot *slot);
+
+/** tls_policy_set(slot, p): make p current (taking its reference); the old
+ *  one lives on while connections hold it.  p may be NULL to empty the slot. */
+void tls_policy_set(struct tls_policy_slot *slot, struct tls_policy *p);
+
+/** tls_policy_release(p): drop a reference; the last one frees p. */
+void tls_policy_release(struct tls_policy *p);
 
 /** tls_reason(ssl, err): a short stable token naming why a TLS call failed
  *  (unknown_ca, expired, no_certificate, protocol_version, ...), from

@@ -13,6 +13,7 @@
 #define ACCEPT_BATCH 64		/* accepts per wakeup, for fairness */
 #define PAUSE_RETRY 0.1		/* seconds between re-checks while paused */
 #define PAUSE_WARN_EVERY 10.	/* seconds between "paused" warnings */
+#define WATCH_SETTLE 0.5	/* seconds of quiet after a file event before reloading */
 
 struct worker {
 	struct conn_set set;	/* first: on_empty gets &w->set */
@@ -117,6 +118,9 @@ struct main_state {
 	struct worker *w;
 	int n, running, signals;
 	atomic_int ended;
+	const struct workers_hooks *hooks;
+	ev_io watch_w;
+	ev_timer settle_w;
 };
 
 static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
@@ -127,7 +131,13 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 	(void)loop;
 	(void)revents;
 	if (sw->signum == SIGHUP) {
-		log_info("SIGHUP ignored: this version has nothing to reload", NULL);
+		if (m->hooks->reload != NULL)
+			m->hooks->reload(m->hooks->arg, 1);
+		return;
+	}
+	if (sw->signum == SIGUSR1) {
+		if (m->hooks->reopen != NULL)
+			m->hooks->reopen(m->hooks->arg);
 		return;
 	}
 	m->signals++;
@@ -143,6 +153,30 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 	}
 }
 
+/* watch_cb: file events come in bursts (an editor's rename, Kubernetes'
+ * symlink swap): drain them and reload once things settle. */
+static void watch_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct main_state *m = io->data;
+	char buf[4096];
+
+	(void)revents;
+	while (read(io->fd, buf, sizeof(buf)) > 0)
+		;
+	ev_timer_stop(loop, &m->settle_w);
+	ev_timer_set(&m->settle_w, WATCH_SETTLE, 0.);
+	ev_timer_start(loop, &m->settle_w);
+}
+
+static void settle_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	struct main_state *m = tw->data;
+
+	(void)loop;
+	(void)revents;
+	m->hooks->reload(m->hooks->arg, 0);
+}
+
 static void done_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	struct main_state *m = a->data;
@@ -152,12 +186,14 @@ static void done_cb(struct ev_loop *loop, ev_async *a, int revents)
 		ev_break(loop, EVBREAK_ALL);
 }
 
-int workers_run(struct tunnel *t, const struct sock_addr *listen, int n)
+int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
+    const struct workers_hooks *hooks)
 {
 	struct ev_loop *main_loop = ev_default_loop(0);
-	struct main_state m = { .n = n };
-	ev_signal sig[3];
-	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct main_state m = { .n = n, .hooks = hooks };
+	static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	enum { NSIG_WATCHED = sizeof(signums) / sizeof(signums[0]) };
+	ev_signal sig[NSIG_WATCHED];
 	ev_async done_w;
 	sigset_t block, old;
 	char addr[SOCK_NTOP_MAX];
@@ -208,7 +244,7 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n)
 	/* Worker threads inherit a mask without our signals; only the main
 	 * thread's loop takes them. */
 	sigemptyset(&block);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < NSIG_WATCHED; i++)
 		sigaddset(&block, signums[i]);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	for (i = 0; i < n; i++) {
@@ -221,10 +257,17 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < NSIG_WATCHED; i++) {
 		ev_signal_init(&sig[i], signal_cb, signums[i]);
 		sig[i].data = &m;
 		ev_signal_start(main_loop, &sig[i]);
+	}
+	ev_init(&m.settle_w, settle_cb);
+	m.settle_w.data = &m;
+	if (hooks->watch_fd >= 0 && hooks->reload != NULL) {
+		ev_io_init(&m.watch_w, watch_cb, hooks->watch_fd, EV_READ);
+		m.watch_w.data = &m;
+		ev_io_start(main_loop, &m.watch_w);
 	}
 	if (m.running == n) {
 		log_info("listening", "listen=%s workers=%d", sock_ntop(listen, addr), n);
@@ -236,8 +279,11 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n)
 	}
 	if (m.running > 0)
 		ev_run(main_loop, 0);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < NSIG_WATCHED; i++)
 		ev_signal_stop(main_loop, &sig[i]);
+	if (hooks->watch_fd >= 0 && hooks->reload != NULL)
+		ev_io_stop(main_loop, &m.watch_w);
+	ev_timer_stop(main_loop, &m.settle_w);
 	if (rc == 0)
 		log_info("stopped", NULL);
 out:

@@ -42,6 +42,7 @@ email_in_dn   = no
 
 [policy_any]
 commonName = supplied
+organizationalUnitName = optional
 
 [req]
 distinguished_name = req_dn
@@ -151,7 +152,7 @@ class Pki:
                    end=_utc(3650), selfsign=True)
         return Ca(name=name, cert=cert, key=key, dir=d, conf=conf)
 
-    def issue(self, ca, name, cn, *, dns=(), ips=(), usage="client",
+    def issue(self, ca, name, cn, *, dns=(), ips=(), uris=(), ou=None, usage="client",
               expired=False, passphrase=None):
         """Issue a leaf certificate signed by `ca`.
 
@@ -164,9 +165,10 @@ class Pki:
         plain_key = d / "key.pem"
         self._genkey(plain_key)
         csr = d / "req.csr"
+        subj = f"/CN={cn}" + (f"/OU={ou}" if ou else "")
         self._openssl("req", "-new", "-config", ca.conf, "-key", plain_key,
-                      "-subj", f"/CN={cn}", "-out", csr)
-        sans = [f"DNS:{n}" for n in dns] + [f"IP:{i}" for i in ips]
+                      "-subj", subj, "-out", csr)
+        sans = [f"DNS:{n}" for n in dns] + [f"IP:{i}" for i in ips] + [f"URI:{u}" for u in uris]
         ext = _EXT_LEAF.format(eku=_EKU[usage],
                                san=f"subjectAltName = {', '.join(sans)}" if sans else "")
         cert = d / "cert.pem"
@@ -181,6 +183,27 @@ class Pki:
             self._encrypt_key(plain_key, key, passphrase)
             plain_key.unlink()
         return Identity(name=name, cert=cert, key=key, passphrase=passphrase)
+
+
+    def self_signed(self, name, cn):
+        """A self-signed client certificate (no CA), for pinning."""
+        d = self.dir / name
+        d.mkdir(parents=True, exist_ok=True)
+        key, cert = d / "key.pem", d / "cert.pem"
+        self._genkey(key)
+        self._openssl("req", "-x509", "-new", "-key", key, "-subj", f"/CN={cn}", "-days", "30",
+                      "-addext", "extendedKeyUsage=clientAuth",
+                      "-addext", "keyUsage=critical,digitalSignature", "-out", cert)
+        return Identity(name=name, cert=cert, key=key)
+
+    def crl(self, ca, revoked=()):
+        """Revoke each identity in `revoked` (once) and write a fresh CRL of `ca`;
+        returns its path (PEM)."""
+        for ident in revoked:
+            self._openssl("ca", "-config", ca.conf, "-revoke", ident.cert)
+        out = ca.dir / "crl.pem"
+        self._openssl("ca", "-config", ca.conf, "-gencrl", "-crldays", "30", "-out", out)
+        return out
 
 
 class TestPki:

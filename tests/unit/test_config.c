@@ -258,6 +258,15 @@ static void test_bool_flag(void **state)
 	/* A bare bool flag takes no value: the next word is not its value. */
 	assert_load_error(f, "true: unexpected argument (options start with --)",
 	    ROLE_CLIENT, CLIENT_REQ, "--allow-remote-plaintext", "true", NULL);
+	/* --no-NAME turns a boolean off, and only a boolean. */
+	assert_loads(f, c, ROLE_CLIENT, CLIENT_REQ, "--tls-resume", "--no-tls-resume", NULL);
+	assert_int_equal(c->tls_resume, 0);
+	assert_loads(f, c, ROLE_CLIENT, CLIENT_REQ, NULL);
+	assert_int_equal(c->tls_resume, 1);
+	assert_load_error(f, "--no-workers: unknown option (see --help)",
+	    ROLE_CLIENT, CLIENT_REQ, "--no-workers", NULL);
+	assert_load_error(f, "--no-tls-resume: unknown option (see --help)",
+	    ROLE_CLIENT, CLIENT_REQ, "--no-tls-resume=x", NULL);
 	/* It is a client option. */
 	assert_load_error(f, "--allow-remote-plaintext: unknown option (see --help)",
 	    ROLE_SERVER, SERVER_REQ, "--allow-remote-plaintext", NULL);

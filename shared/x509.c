@@ -1,7 +1,7 @@
 /* x509: read an X.509 certificate field by field; see x509.h. */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
-#include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/hash.h>
 
 #include "x509.h"
 
@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#include "file.h"
 
 static const unsigned char oid_bc[] = { 0x55, 0x1d, 0x13 };
 static const unsigned char oid_ku[] = { 0x55, 0x1d, 0x0f };
@@ -308,68 +306,14 @@ int x509_parse(struct x509 *x, const unsigned char *der, size_t len, const char 
 	return 0;
 }
 
-/** x509_load(path, der, len, err, errsz): read the first certificate of a
- *  PEM or DER file into a malloc'd DER buffer the caller frees.  Returns 0, or
- *  -1 with "path: cause" in err. */
-int x509_load(const char *path, unsigned char **der, size_t *len, char *err, size_t errsz)
-{
-	unsigned char *buf = NULL, *out = NULL;
-	size_t n;
-	int r;
-
-	if (file_read(path, &buf, &n, err, errsz) != 0)
-		return -1;
-	if (strstr((char *)buf, "-----BEGIN") != NULL) {
-		if (strstr((char *)buf, "-----BEGIN CERTIFICATE-----") == NULL) {
-			if (strstr((char *)buf, "PRIVATE KEY-----") != NULL)
-				snprintf(err, errsz, "%s: holds a private key, not a "
-				    "certificate", path);
-			else
-				snprintf(err, errsz, "%s: no \"BEGIN CERTIFICATE\" block "
-				    "in the PEM file", path);
-			goto err;
-		}
-		out = malloc(n);
-		if (out == NULL) {
-			snprintf(err, errsz, "%s: out of memory", path);
-			goto err;
-		}
-		r = wc_CertPemToDer(buf, (int)n, out, (int)n, CERT_TYPE);
-		if (r <= 0) {
-			snprintf(err, errsz, "%s: bad PEM certificate (%s)", path,
-			    wc_GetErrorString(r));
-			goto err;
-		}
-		n = (size_t)r;
-	} else {
-		struct der d;
-		struct der_tlv t;
-
-		/* DER: take the first element, so a concatenation works too. */
-		der_init(&d, buf, n);
-		if (der_read(&d, &t) != 1 || t.tag != DER_SEQUENCE) {
-			snprintf(err, errsz, "%s: neither a PEM certificate nor a DER one",
-			    path);
-			goto err;
-		}
-		n = t.rawlen;
-		out = buf;
-		buf = NULL;
-	}
-	free(buf);
-	*der = out;
-	*len = n;
-	return 0;
-
-err:
-	free(out);
-	free(buf);
-	return -1;
-}
-
-/* Append to buf at *off, never past n - 1, keeping buf terminated. */
+/* Append to buf at *off, never past n - 1, keeping buf terminated.  With
+ * buf NULL only *off moves: the same code measures what it would write. */
 static void put(char *buf, size_t n, size_t *off, const char *s, size_t len)
 {
+	if (buf == NULL) {
+		*off += len;
+		return;
+	}
 	if (*off + 1 >= n)
 		return;
 	if (len > n - 1 - *off)
@@ -406,17 +350,48 @@ static void put_utf8(char *buf, size_t n, size_t *off, uint32_t c)
 	put(buf, n, off, u, k);
 }
 
-/* An attribute value as UTF-8, escaped for a distinguished name when dn is
- * set (RFC 4514), with controls and DEL as \XX either way. */
-static void put_string(char *buf, size_t n, size_t *off, const struct der_tlv *v, int dn)
+/* How put_string() writes a value. */
+enum str_form {
+	STR_RAW,	/* UTF-8, nothing escaped (identity names, matched exactly) */
+	STR_TEXT,	/* UTF-8, controls and DEL as \XX (SANs in show) */
+	STR_RFC4514,	/* STR_TEXT plus RFC 4514 escapes (x509_name_text) */
+	STR_LINE,	/* controls as \xXX, '/', '+' and '\\' escaped (x509_name_line) */
+};
+
+/* The code unit size of a string type: 4 for UniversalString, 2 for
+ * BMPString, 1 for the rest. */
+static size_t str_step(const struct der_tlv *v)
 {
-	size_t i, step = 1, start = *off;
+	if (v->tag == DER_BMPSTRING)
+		return 2;
+	if (v->tag == DER_UNIVERSAL)
+		return 4;
+	return 1;
+}
+
+/* Non-zero if the value decodes to a string holding U+0000. */
+static int str_has_nul(const struct der_tlv *v)
+{
+	size_t i, k, step = str_step(v);
+
+	for (i = 0; i + step <= v->len; i += step) {
+		uint32_t c = 0;
+
+		for (k = 0; k < step; k++)
+			c = (c << 8) | v->val[i + k];
+		if (c == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* An attribute value as UTF-8, written in the given form. */
+static void put_string(char *buf, size_t n, size_t *off, const struct der_tlv *v,
+    enum str_form form)
+{
+	size_t i, step = str_step(v), start = *off;
 	char esc[8];
 
-	if (v->tag == DER_BMPSTRING)
-		step = 2;
-	else if (v->tag == DER_UNIVERSAL)
-		step = 4;
 	for (i = 0; i + step <= v->len; i += step) {
 		uint32_t c = 0;
 		size_t k;
@@ -431,12 +406,15 @@ static void put_string(char *buf, size_t n, size_t *off, const struct der_tlv *v
 			put_utf8(buf, n, off, c);
 			continue;
 		}
-		if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\%02X", (unsigned)c);
-			put(buf, n, off, esc, 3);
+		if ((c < 0x20 || c == 0x7f) && form != STR_RAW) {
+			snprintf(esc, sizeof(esc), form == STR_LINE ? "\\x%02X" : "\\%02X",
+			    (unsigned)c);
+			put(buf, n, off, esc, strlen(esc));
 			continue;
 		}
-		if (dn && (strchr(",+\"\\<>;", (int)c) != NULL ||
+		if (form == STR_LINE && (c == '/' || c == '+' || c == '\\'))
+			put(buf, n, off, "\\", 1);
+		if (form == STR_RFC4514 && (strchr(",+\"\\<>;", (int)c) != NULL ||
 		    (c == '#' && *off == start) ||
 		    (c == ' ' && (*off == start || i + step >= v->len))))
 			put(buf, n, off, "\\", 1);
@@ -446,7 +424,9 @@ static void put_string(char *buf, size_t n, size_t *off, const struct der_tlv *v
 }
 
 /** x509_name_text(name, buf, n): a Name as "C=US, O=Example, CN=host", in
- *  encoded order, with RFC 4514 escapes.  Returns buf. */
+ *  encoded order, RFC 4514 escapes for ',', '+', '"', '\\', '<', '>', ';'
+ *  and '#'/space where they need them, other bytes outside printable ASCII
+ *  as \XX.  Returns buf (truncated to n - 1 bytes if it must be). */
 const char *x509_name_text(const struct der_tlv *name, char *buf, size_t n)
 {
 	struct der rdns, rdn, atv;
@@ -481,7 +461,7 @@ const char *x509_name_text(const struct der_tlv *name, char *buf, size_t n)
 				sn = tmp;
 			put(buf, n, &off, sn, strlen(sn));
 			put(buf, n, &off, "=", 1);
-			put_string(buf, n, &off, &val, 1);
+			put_string(buf, n, &off, &val, STR_RFC4514);
 		}
 	}
 	return buf;
@@ -490,31 +470,81 @@ bad:
 	return buf;
 }
 
-/** x509_name_cn(name, buf, n): the last commonName of a Name as UTF-8, or ""
- *  if there is none.  Returns buf. */
-const char *x509_name_cn(const struct der_tlv *name, char *buf, size_t n)
+/* Call fn(oid, val, more, arg) for every attribute of a Name, in encoded
+ * order; more is set for the second and later attributes of one RDN.
+ * Returns 0, or -1 if the Name is malformed (after the good part). */
+static int name_walk(const struct der_tlv *name,
+    void (*fn)(const struct der_tlv *oid, const struct der_tlv *val, int more, void *arg),
+    void *arg)
 {
-	static const unsigned char oid_cn[] = { 0x55, 0x04, 0x03 };
 	struct der rdns, rdn, atv;
 	struct der_tlv set, seq, oid, val;
+	int r, more;
 
+	der_enter(name, &rdns);
+	while ((r = der_read(&rdns, &set)) == 1) {
+		if (set.tag != DER_SET)
+			return -1;
+		der_enter(&set, &rdn);
+		for (more = 0; (r = der_read(&rdn, &seq)) == 1; more = 1) {
+			if (seq.tag != DER_SEQUENCE)
+				return -1;
+			der_enter(&seq, &atv);
+			if (der_expect(&atv, DER_OID, &oid) != 0 || der_read(&atv, &val) != 1)
+				return -1;
+			fn(&oid, &val, more, arg);
+		}
+		if (r < 0)
+			return -1;
+	}
+	return r < 0 ? -1 : 0;
+}
+
+/* Where x509_name_line() writes; buf NULL measures. */
+struct line_out {
+	char *buf;
+	size_t n, off;
+};
+
+static void line_attr(const struct der_tlv *oid, const struct der_tlv *val, int more,
+    void *arg)
+{
+	struct line_out *o = arg;
+	const char *sn;
+	char tmp[96];
+
+	sn = oid_lookup(attr_names, oid->val, oid->len, tmp, sizeof(tmp));
+	if (sn == NULL)
+		sn = tmp;
+	put(o->buf, o->n, &o->off, more ? "+" : "/", 1);
+	put(o->buf, o->n, &o->off, sn, strlen(sn));
+	put(o->buf, o->n, &o->off, "=", 1);
+	put_string(o->buf, o->n, &o->off, val, STR_LINE);
+}
+
+/* x509_name_line() into buf, or its length without the NUL if buf is NULL. */
+static size_t name_line(const struct der_tlv *name, char *buf, size_t n)
+{
+	struct line_out o = { buf, n, 0 };
+
+	if (buf != NULL)
+		buf[0] = '\0';
+	if (name_walk(name, line_attr, &o) != 0)
+		put(buf, n, &o.off, "/(malformed name)", 17);
+	return o.off;
+}
+
+/** x509_name_line(name, buf, n): a Name on one line as OpenSSL's "compat"
+ *  form prints it, "/C=US/O=Example/CN=host", in encoded order, '+' between
+ *  the attributes of a multi-valued RDN.  Values are UTF-8; a '/', '+' or
+ *  '\' inside a value gets a '\' before it (openssl leaves '\' alone), a
+ *  control byte is shown as \xXX.  Returns buf (truncated to n - 1 bytes if
+ *  it must be). */
+const char *x509_name_line(const struct der_tlv *name, char *buf, size_t n)
+{
 	if (n == 0)
 		return buf;
-	buf[0] = '\0';
-	der_enter(name, &rdns);
-	while (der_read(&rdns, &set) == 1) {
-		der_enter(&set, &rdn);
-		while (der_read(&rdn, &seq) == 1) {
-			der_enter(&seq, &atv);
-			if (der_expect(&atv, DER_OID, &oid) == 0 && der_read(&atv, &val) == 1 &&
-			    der_oid_is(&oid, oid_cn, sizeof(oid_cn))) {
-				size_t off = 0;
-
-				buf[0] = '\0';
-				put_string(buf, n, &off, &val, 0);
-			}
-		}
-	}
+	name_line(name, buf, n);
 	return buf;
 }
 
@@ -530,7 +560,9 @@ static void put_hex(char *buf, size_t n, size_t *off, const unsigned char *p, si
 	}
 }
 
-/** x509_gn_text(gn, buf, n): one GeneralName in --san syntax.  Returns buf. */
+/** x509_gn_text(gn, buf, n): one GeneralName in --san syntax: "DNS:name",
+ *  "IP:10.0.0.5", "URI:spiffe://...", "email:a@b", "DirName:CN=x",
+ *  "RID:1.2.3", "othername:1.2.3" or "[n]:hex".  Returns buf. */
 const char *x509_gn_text(const struct der_tlv *gn, char *buf, size_t n)
 {
 	struct der d;
@@ -544,15 +576,15 @@ const char *x509_gn_text(const struct der_tlv *gn, char *buf, size_t n)
 	switch (gn->tag) {
 	case DER_CTX(1):
 		put(buf, n, &off, "email:", 6);
-		put_string(buf, n, &off, gn, 0);
+		put_string(buf, n, &off, gn, STR_TEXT);
 		break;
 	case DER_CTX(2):
 		put(buf, n, &off, "DNS:", 4);
-		put_string(buf, n, &off, gn, 0);
+		put_string(buf, n, &off, gn, STR_TEXT);
 		break;
 	case DER_CTX(6):
 		put(buf, n, &off, "URI:", 4);
-		put_string(buf, n, &off, gn, 0);
+		put_string(buf, n, &off, gn, STR_TEXT);
 		break;
 	case DER_CTX(7):
 		put(buf, n, &off, "IP:", 3);
@@ -725,4 +757,224 @@ int x509_pem(const unsigned char *der, size_t len, char **pem, size_t *pemlen)
 	*pem = p;
 	*pemlen = (size_t)r;
 	return 0;
+}
+
+/* ---- a peer's identity ---- */
+
+static const unsigned char oid_cn[] = { 0x55, 0x04, 0x03 };
+static const unsigned char oid_ou[] = { 0x55, 0x04, 0x0b };
+
+/*- An identity is built by running the same code twice: the first pass
+ * (base NULL) only counts names and string bytes, the second writes into one
+ * block of exactly that size laid out as [struct][pointer arrays][strings].
+ * One allocation, bounded by the certificate, freed by one free(). */
+struct id_build {
+	char *base;			/* NULL while measuring */
+	size_t off, cap;		/* next string byte; block size */
+	const char **cn, **ou, **dns, **uri, **ip;	/* NULL while measuring */
+	size_t n_cn, n_ou, n_dns, n_uri, n_ip;
+	int bad;			/* a malformed subject or SAN */
+};
+
+/* Where the next string goes (NULL while measuring) and how much room it has;
+ * the string is empty until something is put there. */
+static char *id_begin(struct id_build *b, size_t *room)
+{
+	if (b->base == NULL) {
+		*room = 0;
+		return NULL;
+	}
+	*room = b->cap - b->off;
+	b->base[b->off] = '\0';
+	return b->base + b->off;
+}
+
+/* Close the string of len bytes started at p by id_begin(). */
+static const char *id_end(struct id_build *b, char *p, size_t len)
+{
+	b->off += len + 1;
+	return p;
+}
+
+/* Append s to a name array (only counted while measuring). */
+static void id_push(const char **arr, size_t *n, const char *s)
+{
+	if (arr != NULL)
+		arr[*n] = s;
+	(*n)++;
+}
+
+static const char *id_value(struct id_build *b, const struct der_tlv *v)
+{
+	size_t room, len = 0;
+	char *p = id_begin(b, &room);
+
+	put_string(p, room, &len, v, STR_RAW);
+	return id_end(b, p, len);
+}
+
+static const char *id_name_line(struct id_build *b, const struct der_tlv *name)
+{
+	size_t room;
+	char *p = id_begin(b, &room);
+
+	return id_end(b, p, name_line(name, p, room));
+}
+
+static void id_attr(const struct der_tlv *oid, const struct der_tlv *val, int more,
+    void *arg)
+{
+	struct id_build *b = arg;
+
+	(void)more;
+	if (str_has_nul(val))
+		return;
+	if (der_oid_is(oid, oid_cn, sizeof(oid_cn)))
+		id_push(b->cn, &b->n_cn, id_value(b, val));
+	else if (der_oid_is(oid, oid_ou, sizeof(oid_ou)))
+		id_push(b->ou, &b->n_ou, id_value(b, val));
+}
+
+static void id_san(struct id_build *b, const struct x509 *x)
+{
+	struct der d;
+	struct der_tlv gn;
+	char tmp[INET6_ADDRSTRLEN];
+	size_t room, len;
+	char *p;
+	int r;
+
+	if (!x->san_present)
+		return;
+	der_enter(&x->san, &d);
+	while ((r = der_read(&d, &gn)) == 1) {
+		switch (gn.tag) {
+		case DER_CTX(2):
+			if (!str_has_nul(&gn))
+				id_push(b->dns, &b->n_dns, id_value(b, &gn));
+			break;
+		case DER_CTX(6):
+			if (!str_has_nul(&gn))
+				id_push(b->uri, &b->n_uri, id_value(b, &gn));
+			break;
+		case DER_CTX(7):
+			len = 0;
+			p = id_begin(b, &room);
+			if ((gn.len == 4 && inet_ntop(AF_INET, gn.val, tmp, sizeof(tmp)) != NULL) ||
+			    (gn.len == 16 && inet_ntop(AF_INET6, gn.val, tmp, sizeof(tmp)) != NULL))
+				put(p, room, &len, tmp, strlen(tmp));
+			else
+				put_hex(p, room, &len, gn.val, gn.len, 0);
+			id_push(b->ip, &b->n_ip, id_end(b, p, len));
+			break;
+		default:
+			break;		/* email, DirName, ...: no rule looks at them */
+		}
+	}
+	if (r < 0)
+		b->bad = 1;
+}
+
+/* One pass over x: the strings and names into b, the fixed fields into id
+ * (NULL while measuring). */
+static void id_fill(struct id_build *b, const struct x509 *x, struct x509_identity *id)
+{
+	const unsigned char *sp = x->serial.val;
+	size_t sn = x->serial.len, room, len = 0;
+	const char *subject, *issuer, *serial;
+	char *p;
+
+	subject = id_name_line(b, &x->subject);
+	issuer = id_name_line(b, &x->issuer);
+	while (sn > 1 && sp[0] == 0) {
+		sp++;
+		sn--;
+	}
+	p = id_begin(b, &room);
+	put_hex(p, room, &len, sp, sn, 0);
+	serial = id_end(b, p, len);
+	if (name_walk(&x->subject, id_attr, b) != 0)
+		b->bad = 1;
+	id_san(b, x);
+	if (id != NULL) {
+		id->subject = subject;
+		id->issuer = issuer;
+		id->serial = serial;
+		id->not_before = x->not_before;
+		id->not_after = x->not_after;
+	}
+}
+
+/** x509_identity_new(der, len, id, why): parse one DER certificate of at most
+ *  X509_ID_MAX_DER bytes into *id, one malloc'd block the caller releases
+ *  with x509_identity_free() and which does not borrow from der.  Returns 0,
+ *  or -1 with a short reason in *why (not a certificate, too large, out of
+ *  memory). */
+int x509_identity_new(const unsigned char *der, size_t len, struct x509_identity **id,
+    const char **why)
+{
+	struct x509 x;
+	struct id_build m = { 0 }, b = { 0 };
+	struct x509_identity *out;
+	size_t names, arrays;
+
+	*id = NULL;
+	if (len > X509_ID_MAX_DER) {
+		*why = "certificate too large";
+		return -1;
+	}
+	if (x509_parse(&x, der, len, why) != 0)
+		return -1;
+	id_fill(&m, &x, NULL);
+	if (m.bad) {
+		*why = "malformed subject name or subjectAltName";
+		return -1;
+	}
+	names = m.n_cn + m.n_ou + m.n_dns + m.n_uri + m.n_ip;
+	arrays = sizeof(*out) + names * sizeof(char *);	/* aligned: out holds pointers */
+	b.cap = arrays + m.off;
+	b.base = calloc(1, b.cap);
+	if (b.base == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	out = (struct x509_identity *)(void *)b.base;
+	b.cn = (const char **)(void *)(b.base + sizeof(*out));
+	b.ou = b.cn + m.n_cn;
+	b.dns = b.ou + m.n_ou;
+	b.uri = b.dns + m.n_dns;
+	b.ip = b.uri + m.n_uri;
+	b.off = arrays;
+	id_fill(&b, &x, out);
+	if (b.off != b.cap || b.n_cn != m.n_cn || b.n_ou != m.n_ou || b.n_dns != m.n_dns ||
+	    b.n_uri != m.n_uri || b.n_ip != m.n_ip) {
+		free(b.base);		/* cannot happen: both passes run the same code */
+		*why = "internal error measuring the identity";
+		return -1;
+	}
+	out->cn = b.cn;
+	out->n_cn = b.n_cn;
+	out->ou = b.ou;
+	out->n_ou = b.n_ou;
+	out->dns = b.dns;
+	out->n_dns = b.n_dns;
+	out->uri = b.uri;
+	out->n_uri = b.n_uri;
+	out->ip = b.ip;
+	out->n_ip = b.n_ip;
+	if (wc_Sha256Hash(der, (word32)len, out->sha256) != 0 ||
+	    wc_Sha256Hash(x.spki.raw, (word32)x.spki.rawlen, out->spki_sha256) != 0) {
+		free(b.base);
+		*why = "SHA-256 failed";
+		return -1;
+	}
+	*id = out;
+	return 0;
+}
+
+/** x509_identity_free(id): release what x509_identity_new() made; NULL is
+ *  fine. */
+void x509_identity_free(struct x509_identity *id)
+{
+	free(id);
 }

@@ -1,9 +1,10 @@
-/* x509: read an X.509 certificate field by field, for show, fingerprint and
- * the checks made on a CA before it signs.  Parsing is ours (der.c) so that
- * every attribute, name form and extension is seen exactly as encoded;
- * PEM decoding and hashing are wolfSSL's. */
-#ifndef TLSFWD_CERTS_X509_H
-#define TLSFWD_CERTS_X509_H
+/* x509: read an X.509 certificate field by field, and a peer's identity as
+ * an allow-list sees it.  Parsing is ours (der.c) so that every attribute,
+ * name form and extension is seen exactly as encoded; PEM encoding and
+ * hashing are wolfSSL's.  Used by the server (authorising a client) and by
+ * tlsfwd-certs (show, fingerprint, the checks made on a CA before it signs). */
+#ifndef TLSFWD_X509_H
+#define TLSFWD_X509_H
 
 #include <stddef.h>
 #include <time.h>
@@ -46,11 +47,6 @@ struct x509 {
  *  0, or -1 with a short reason in *why.  x borrows from der. */
 int x509_parse(struct x509 *x, const unsigned char *der, size_t len, const char **why);
 
-/** x509_load(path, der, len, err, errsz): read the first certificate of a
- *  PEM or DER file into a malloc'd DER buffer the caller frees.  Returns 0, or
- *  -1 with "path: cause" in err. */
-int x509_load(const char *path, unsigned char **der, size_t *len, char *err, size_t errsz);
-
 /** x509_pem(der, len, pem, pemlen): a DER certificate as PEM in a malloc'd
  *  buffer the caller frees.  Returns 0 or -1. */
 int x509_pem(const unsigned char *der, size_t len, char **pem, size_t *pemlen);
@@ -61,9 +57,13 @@ int x509_pem(const unsigned char *der, size_t len, char **pem, size_t *pemlen);
  *  as \XX.  Returns buf (truncated to n - 1 bytes if it must be). */
 const char *x509_name_text(const struct der_tlv *name, char *buf, size_t n);
 
-/** x509_name_cn(name, buf, n): the last commonName of a Name as UTF-8, or ""
- *  if there is none.  Returns buf. */
-const char *x509_name_cn(const struct der_tlv *name, char *buf, size_t n);
+/** x509_name_line(name, buf, n): a Name on one line as OpenSSL's "compat"
+ *  form prints it, "/C=US/O=Example/CN=host", in encoded order, '+' between
+ *  the attributes of a multi-valued RDN.  Values are UTF-8; a '/', '+' or
+ *  '\' inside a value gets a '\' before it (openssl leaves '\' alone), a
+ *  control byte is shown as \xXX.  Returns buf (truncated to n - 1 bytes if
+ *  it must be). */
+const char *x509_name_line(const struct der_tlv *name, char *buf, size_t n);
 
 /** x509_gn_text(gn, buf, n): one GeneralName in --san syntax: "DNS:name",
  *  "IP:10.0.0.5", "URI:spiffe://...", "email:a@b", "DirName:CN=x",
@@ -88,5 +88,51 @@ int x509_has_eku(const struct x509 *x, const char *name);
 
 /** x509_time_text(t, buf, n): t as "2025-01-31T12:00:00Z".  Returns buf. */
 const char *x509_time_text(time_t t, char *buf, size_t n);
+
+/* ---- a peer's identity ---- */
+
+#define X509_SHA256_LEN 32
+#define X509_ID_MAX_DER 65536	/* a larger certificate has no identity */
+
+/* What an allow-list and the audit trail look at, read from one certificate.
+ * The struct is read-only and public so that authz and the log read its
+ * fields directly (and tests build one by hand); x509_identity_new() puts it,
+ * its arrays and its strings in one allocation sized to the certificate.
+ *
+ * Names (cn, ou, dns, uri) are the encoded values decoded to UTF-8 and
+ * nothing else: no escaping, so they compare byte for byte (BMPString and
+ * UniversalString are converted, T61String is read as Latin-1).  A value
+ * holding a NUL byte is left out: as a C string it could only be matched
+ * truncated.  Control bytes are kept; the log escapes them. */
+struct x509_identity {
+	const char *subject;		/* x509_name_line() of the subject */
+	const char *issuer;		/* x509_name_line() of the issuer */
+	const char *serial;		/* lowercase hex as openssl prints it ("01") */
+	time_t not_before, not_after;
+	const char *const *cn;		/* subject commonNames in encoded order; */
+	size_t n_cn;			/*   cn[0] is the first (most have one) */
+	const char *const *ou;		/* subject organizationalUnitNames */
+	size_t n_ou;
+	const char *const *dns;		/* SAN dNSNames */
+	size_t n_dns;
+	const char *const *uri;		/* SAN URIs */
+	size_t n_uri;
+	const char *const *ip;		/* SAN IPs: "10.0.0.5", "fd00::1" (inet_ntop) */
+	size_t n_ip;
+	unsigned char sha256[X509_SHA256_LEN];	/* of the certificate's DER */
+	unsigned char spki_sha256[X509_SHA256_LEN];	/* of its SubjectPublicKeyInfo DER */
+};
+
+/** x509_identity_new(der, len, id, why): parse one DER certificate of at most
+ *  X509_ID_MAX_DER bytes into *id, one malloc'd block the caller releases
+ *  with x509_identity_free() and which does not borrow from der.  Returns 0,
+ *  or -1 with a short reason in *why (not a certificate, too large, out of
+ *  memory). */
+int x509_identity_new(const unsigned char *der, size_t len, struct x509_identity **id,
+    const char **why);
+
+/** x509_identity_free(id): release what x509_identity_new() made; NULL is
+ *  fine. */
+void x509_identity_free(struct x509_identity *id);
 
 #endif

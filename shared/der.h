@@ -1,8 +1,8 @@
-/* der: a small DER reader and writer for what tlsfwd-certs needs beyond
- * wolfSSL's certificate generation: reading a certificate field by field
- * (show, fingerprint, checks on a CA) and re-encoding a to-be-signed body. */
-#ifndef TLSFWD_CERTS_DER_H
-#define TLSFWD_CERTS_DER_H
+/* der: a small DER reader and writer: reading a certificate field by field
+ * (x509.c: a peer's identity in the server, show and fingerprint in
+ * tlsfwd-certs) and re-encoding a to-be-signed body (tlsfwd-certs). */
+#ifndef TLSFWD_DER_H
+#define TLSFWD_DER_H
 
 #include <stddef.h>
 

@@ -20,7 +20,8 @@ void der_enter(const struct der_tlv *t, struct der *d)
 }
 
 /** der_read(d, t): read the next element into t.  Returns 1, 0 at the end of
- *  the run, or -1 when the bytes are not DER. */
+ *  the run, or -1 when the bytes are not DER (multi-byte tag, indefinite or
+ *  overlong length, element running past the end). */
 int der_read(struct der *d, struct der_tlv *t)
 {
 	size_t hdr = 2, len, i, nlen;

@@ -1,5 +1,5 @@
 /* fp: certificate and public-key fingerprints, in the form the daemons'
- * allow-lists take.
+ * allow-lists (authz.c, --pin-server) and tlsfwd-certs take.
  *
  *   sha256:<64 lowercase hex>   SHA-256 of the certificate's DER encoding
  *                               (what `openssl x509 -fingerprint -sha256` prints)
@@ -10,8 +10,8 @@
  * lower case and may have a colon between every two digits ("AB:CD:..."), and
  * `openssl x509 -fingerprint -sha256` output ("sha256 Fingerprint=AB:CD:...")
  * is taken as a certificate fingerprint.  Bare hex means sha256:. */
-#ifndef TLSFWD_CERTS_FP_H
-#define TLSFWD_CERTS_FP_H
+#ifndef TLSFWD_FP_H
+#define TLSFWD_FP_H
 
 #include <stddef.h>
 

@@ -1,0 +1,722 @@
+/* authz: who may send -- identity rules and source networks; see authz.h. */
+#include "authz.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "fp.h"
+#include "x509.h"
+
+_Static_assert(FP_LEN == X509_SHA256_LEN, "fingerprints are SHA-256 digests");
+
+#define LINE_MAX_BYTES (AUTHZ_VALUE_MAX + 256)	/* one allow-file line */
+#define DNS_NAME_MAX 253
+#define DNS_LABEL_MAX 63
+
+struct rule {
+	enum authz_kind kind;
+	int prefix;			/* uri: ends in '/' and '*' (vlen keeps the '/') */
+	unsigned char digest[FP_LEN];	/* fingerprint, spki */
+	char *text;			/* "kind:value", one allocation */
+	const char *value;		/* inside text */
+	size_t vlen;
+};
+
+struct authz {
+	struct rule *rules;
+	size_t n, cap;
+};
+
+struct net {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned bits;
+	unsigned char addr[16];		/* 4 bytes used for AF_INET */
+};
+
+struct authz_nets {
+	struct net *nets;
+	size_t n, cap;
+};
+
+static const struct {
+	const char *prefix;
+	enum authz_kind kind;
+} kinds[] = {
+	{ "cn:", AUTHZ_CN }, { "dns:", AUTHZ_DNS }, { "uri:", AUTHZ_URI },
+	{ "ou:", AUTHZ_OU }, { "sha256:", AUTHZ_FINGERPRINT },
+	{ "fingerprint:", AUTHZ_FINGERPRINT }, { "spki:", AUTHZ_SPKI },
+};
+
+static const char *kind_name(enum authz_kind kind)
+{
+	switch (kind) {
+	case AUTHZ_CN:		return "cn";
+	case AUTHZ_DNS:		return "dns";
+	case AUTHZ_URI:		return "uri";
+	case AUTHZ_OU:		return "ou";
+	case AUTHZ_FINGERPRINT:	return "sha256";
+	case AUTHZ_SPKI:	return "spki";
+	}
+	return "?";
+}
+
+static void set_out(char *out, size_t n, const char *s)
+{
+	if (out != NULL && n > 0)
+		snprintf(out, n, "%s", s);
+}
+
+/** authz_new(): an empty rule set, or NULL when out of memory. */
+struct authz *authz_new(void)
+{
+	return calloc(1, sizeof(struct authz));
+}
+
+/** authz_free(set): free the set and its rules; NULL is fine. */
+void authz_free(struct authz *set)
+{
+	size_t i;
+
+	if (set == NULL)
+		return;
+	for (i = 0; i < set->n; i++)
+		free(set->rules[i].text);
+	free(set->rules);
+	free(set);
+}
+
+/* Drop the rules added after the first n. */
+static void rules_truncate(struct authz *set, size_t n)
+{
+	while (set->n > n)
+		free(set->rules[--set->n].text);
+}
+
+/* A DNS rule (v is len bytes and a NUL): letters, digits, '-' and '_' in
+ * labels of 1 to 63 bytes, at most 253 in all; "*." may stand first for one
+ * label. */
+static int check_dns(const char *v, size_t len, const char **why)
+{
+	size_t label = 0, i = 0;
+
+	if (len > DNS_NAME_MAX) {
+		*why = "DNS name longer than 253 characters";
+		return -1;
+	}
+	if (v[0] == '*') {
+		if (v[1] != '.') {
+			*why = "a wildcard stands for the whole first label only (*.example.com)";
+			return -1;
+		}
+		i = 2;
+	}
+	for (; i <= len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '.' || c == '\0') {
+			if (label == 0) {
+				*why = "empty label in DNS name";
+				return -1;
+			}
+			label = 0;
+			continue;
+		}
+		if (c == '*') {
+			*why = "a wildcard stands for the whole first label only (*.example.com)";
+			return -1;
+		}
+		if (!isalnum(c) && c != '-' && c != '_') {
+			*why = "not a DNS name (letters, digits, '-', '.' only)";
+			return -1;
+		}
+		if (++label > DNS_LABEL_MAX) {
+			*why = "DNS label longer than 63 characters";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A URI rule (v is len bytes and a NUL): "scheme:" then no spaces; '*'
+ * only as the last character, after a '/'. */
+static int check_uri(const char *v, size_t len, int *prefix, const char **why)
+{
+	size_t i;
+
+	*prefix = len >= 2 && v[len - 2] == '/' && v[len - 1] == '*';
+	if (!isalpha((unsigned char)v[0]))
+		goto noscheme;
+	for (i = 1; v[i] != ':'; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '+' && v[i] != '-' && v[i] != '.')
+			goto noscheme;
+	for (i = 0; i < len; i++) {
+		if (isspace((unsigned char)v[i])) {
+			*why = "space in URI";
+			return -1;
+		}
+		if (v[i] == '*' && !(*prefix && i == len - 1)) {
+			*why = "'*' only at the end, after a '/' (spiffe://corp/edge/*)";
+			return -1;
+		}
+	}
+	return 0;
+noscheme:
+	*why = "not a URI (expected scheme:..., e.g. spiffe://corp/edge/a)";
+	return -1;
+}
+
+/* A fingerprint of the given kind; a value spelled as the other kind is
+ * refused, since pinning a key where a certificate was meant (or the reverse)
+ * would never match. */
+static int parse_pin(enum authz_kind kind, const char *v, unsigned char digest[FP_LEN],
+    const char **why)
+{
+	enum fp_kind fk;
+
+	if (fp_parse(v, &fk, digest, why) != 0)
+		return -1;
+	if (kind == AUTHZ_FINGERPRINT && fk == FP_SPKI) {
+		*why = "a key pin (spki:) where a certificate fingerprint is expected";
+		return -1;
+	}
+	if (kind == AUTHZ_SPKI && strncasecmp(v, "sha256", 6) == 0) {
+		*why = "a certificate fingerprint (sha256:) where a key pin (spki:) is expected";
+		return -1;
+	}
+	return 0;
+}
+
+/* Add a rule whose value (len bytes at value, no surrounding space) is
+ * checked here. */
+static int add_rule(struct authz *set, enum authz_kind kind, const char *value, size_t len,
+    char *err, size_t errsz)
+{
+	struct rule r;
+	const char *why = NULL;
+	char v[AUTHZ_VALUE_MAX + 1];
+	size_t i, tlen;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	if (len == 0) {
+		why = "empty value";
+		goto bad;
+	}
+	if (len > AUTHZ_VALUE_MAX) {
+		why = "value too long";
+		goto bad;
+	}
+	memcpy(v, value, len);
+	v[len] = '\0';
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			why = "control character in value";
+			goto bad;
+		}
+	}
+	switch (kind) {
+	case AUTHZ_CN:
+	case AUTHZ_OU:
+		break;
+	case AUTHZ_DNS:
+		if (check_dns(v, len, &why) != 0)
+			goto bad;
+		break;
+	case AUTHZ_URI:
+		if (check_uri(v, len, &r.prefix, &why) != 0)
+			goto bad;
+		break;
+	case AUTHZ_FINGERPRINT:
+	case AUTHZ_SPKI:
+		if (parse_pin(kind, v, r.digest, &why) != 0)
+			goto bad;
+		break;
+	default:
+		why = "unknown rule kind";
+		goto bad;
+	}
+	if (set->n == AUTHZ_MAX_RULES) {
+		snprintf(err, errsz, "too many rules (at most %d)", AUTHZ_MAX_RULES);
+		return -1;
+	}
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? 2 * set->cap : 16;
+		struct rule *p = realloc(set->rules, cap * sizeof(*p));
+
+		if (p == NULL)
+			goto nomem;
+		set->rules = p;
+		set->cap = cap;
+	}
+	if (kind == AUTHZ_FINGERPRINT || kind == AUTHZ_SPKI) {
+		char t[FP_TEXT_MAX];
+
+		r.text = strdup(fp_text(kind == AUTHZ_SPKI ? FP_SPKI : FP_CERT, r.digest, t));
+		if (r.text == NULL)
+			goto nomem;
+	} else {
+		tlen = strlen(kind_name(kind)) + 1;
+		r.text = malloc(tlen + len + 1);
+		if (r.text == NULL)
+			goto nomem;
+		snprintf(r.text, tlen + len + 1, "%s:%s", kind_name(kind), v);
+		r.value = r.text + tlen;
+		r.vlen = len - (r.prefix ? 1 : 0);	/* without a prefix's '*' */
+	}
+	set->rules[set->n++] = r;
+	return 0;
+
+bad:
+	snprintf(err, errsz, "%s", why);
+	return -1;
+nomem:
+	snprintf(err, errsz, "out of memory");
+	return -1;
+}
+
+/* Trim spaces around the *len bytes at s: the rest is *len bytes at the
+ * returned pointer. */
+static const char *trim(const char *s, size_t *len)
+{
+	size_t n = *len;
+
+	while (n > 0 && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	*len = n;
+	return s;
+}
+
+/** authz_add_kind(set, kind, value, err, errsz): add one rule of a known kind
+ *  (--allow-cn VALUE and the like; for AUTHZ_FINGERPRINT and AUTHZ_SPKI the
+ *  value may carry its sha256:/spki: prefix, the other one is refused).
+ *  Returns 0, or -1 with the reason in err. */
+int authz_add_kind(struct authz *set, enum authz_kind kind, const char *value, char *err,
+    size_t errsz)
+{
+	size_t len = strlen(value);
+	const char *v = trim(value, &len);
+
+	return add_rule(set, kind, v, len, err, errsz);
+}
+
+/** authz_add(set, rule, err, errsz): add one rule in text form ("cn:web-1",
+ *  "dns:*.example.com", "sha256:AB:CD:...").  Returns 0, or -1 with the
+ *  reason in err (without the rule: the caller names where it came from). */
+int authz_add(struct authz *set, const char *rule, char *err, size_t errsz)
+{
+	static const char openssl_fp[] = "sha256 Fingerprint=";
+	size_t len = strlen(rule), i, pl;
+	const char *s = trim(rule, &len), *colon;
+
+	if (len >= sizeof(openssl_fp) - 1 && strncasecmp(s, openssl_fp, sizeof(openssl_fp) - 1) == 0)
+		return add_rule(set, AUTHZ_FINGERPRINT, s, len, err, errsz);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		pl = strlen(kinds[i].prefix);
+		if (len >= pl && strncasecmp(s, kinds[i].prefix, pl) == 0) {
+			size_t vlen = len - pl;
+			const char *v = trim(s + pl, &vlen);
+
+			return add_rule(set, kinds[i].kind, v, vlen, err, errsz);
+		}
+	}
+	/* Bare hex, as fp.h reads it: a certificate fingerprint. */
+	for (i = 0, pl = 0; i < len && (isxdigit((unsigned char)s[i]) || s[i] == ':'); i++)
+		pl += s[i] != ':';
+	if (i == len && pl == 2 * FP_LEN)
+		return add_rule(set, AUTHZ_FINGERPRINT, s, len, err, errsz);
+	colon = memchr(s, ':', len);
+	if (colon != NULL && colon - s < 16)
+		snprintf(err, errsz, "unknown rule kind \"%.*s\" (expected cn:, dns:, uri:, "
+		    "ou:, sha256:, fingerprint: or spki:)", (int)(colon - s + 1), s);
+	else
+		snprintf(err, errsz, "expected KIND:VALUE, e.g. cn:web-1 or dns:*.example.com");
+	return -1;
+}
+
+/** authz_load_file(set, path, err, errsz): add the rules of an allow-file:
+ *  one rule per line, blank lines and lines starting with '#' skipped.  All
+ *  or nothing: on error the set is as it was.  A file without a single rule
+ *  is an error too, since an empty list would allow every certificate.
+ *  Returns 0, or -1 with "path:line: reason" (or "path: reason") in err. */
+int authz_load_file(struct authz *set, const char *path, char *err, size_t errsz)
+{
+	char line[LINE_MAX_BYTES + 2], why[256];
+	size_t before = set->n, len, added = 0;
+	unsigned long lineno = 0;
+	struct stat st;
+	FILE *f;
+	int c, eof = 0;
+
+	f = fopen(path, "re");
+	if (f == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) != 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "%s: %s", path, S_ISDIR(st.st_mode) ?
+		    "is a directory, expected a file" : "not a regular file");
+		goto err;
+	}
+	while (!eof) {
+		const char *s;
+
+		lineno++;
+		len = 0;
+		for (;;) {
+			c = getc(f);
+			if (c == EOF) {
+				eof = 1;
+				break;
+			}
+			if (c == '\n')
+				break;
+			if (c == '\0') {
+				snprintf(err, errsz, "%s:%lu: NUL byte", path, lineno);
+				goto err;
+			}
+			if (len == LINE_MAX_BYTES) {
+				snprintf(err, errsz, "%s:%lu: line too long (at most %d bytes)",
+				    path, lineno, LINE_MAX_BYTES);
+				goto err;
+			}
+			line[len++] = (char)c;
+		}
+		if (ferror(f)) {
+			snprintf(err, errsz, "%s: %s", path, strerror(errno));
+			goto err;
+		}
+		line[len] = '\0';
+		s = trim(line, &len);
+		if (len == 0 || s[0] == '#')
+			continue;
+		if (authz_add(set, s, why, sizeof(why)) != 0) {
+			snprintf(err, errsz, "%s:%lu: %s", path, lineno, why);
+			goto err;
+		}
+		added++;
+	}
+	if (added == 0) {
+		snprintf(err, errsz, "%s: no rules (an empty allow-list would allow every "
+		    "certificate)", path);
+		goto err;
+	}
+	fclose(f);
+	return 0;
+
+err:
+	rules_truncate(set, before);
+	fclose(f);
+	return -1;
+}
+
+/** authz_count(set): the number of rules. */
+size_t authz_count(const struct authz *set)
+{
+	return set->n;
+}
+
+/** authz_only_pins(set): non-zero if the set has rules and every one is a
+ *  fingerprint or spki pin (so a certificate that does not chain to the CA
+ *  may still be allowed by it); 0 for an empty set. */
+int authz_only_pins(const struct authz *set)
+{
+	size_t i;
+
+	for (i = 0; i < set->n; i++)
+		if (set->rules[i].kind != AUTHZ_FINGERPRINT && set->rules[i].kind != AUTHZ_SPKI)
+			return 0;
+	return set->n > 0;
+}
+
+static int any_equal(const char *const *names, size_t n, const char *v)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], v) == 0)
+			return 1;
+	return 0;
+}
+
+/* A DNS name against a rule, ignoring ASCII case; "*.rest" matches one
+ * label (non-empty, without a dot) followed by ".rest". */
+static int dns_match(const struct rule *r, const char *name)
+{
+	size_t nl, sl;
+	const char *suffix;
+
+	if (r->value[0] != '*')
+		return strcasecmp(name, r->value) == 0;
+	suffix = r->value + 1;			/* ".example.com" */
+	sl = r->vlen - 1;
+	nl = strlen(name);
+	if (nl <= sl || strcasecmp(name + nl - sl, suffix) != 0)
+		return 0;
+	return memchr(name, '.', nl - sl) == NULL;
+}
+
+/* A URI against a rule: exactly, or for a prefix rule starting with the
+ * rule up to its '/' with something after it. */
+static int uri_match(const struct rule *r, const char *uri)
+{
+	if (!r->prefix)
+		return strcmp(uri, r->value) == 0;
+	return strncmp(uri, r->value, r->vlen) == 0 && uri[r->vlen] != '\0';
+}
+
+static int rule_match(const struct rule *r, const struct x509_identity *id)
+{
+	size_t i;
+
+	switch (r->kind) {
+	case AUTHZ_CN:
+		return any_equal(id->cn, id->n_cn, r->value);
+	case AUTHZ_OU:
+		return any_equal(id->ou, id->n_ou, r->value);
+	case AUTHZ_DNS:
+		for (i = 0; i < id->n_dns; i++)
+			if (dns_match(r, id->dns[i]))
+				return 1;
+		return 0;
+	case AUTHZ_URI:
+		for (i = 0; i < id->n_uri; i++)
+			if (uri_match(r, id->uri[i]))
+				return 1;
+		return 0;
+	case AUTHZ_FINGERPRINT:
+		return memcmp(id->sha256, r->digest, FP_LEN) == 0;
+	case AUTHZ_SPKI:
+		return memcmp(id->spki_sha256, r->digest, FP_LEN) == 0;
+	}
+	return 0;
+}
+
+/** authz_match(set, id, rule_out, n): is the certificate with identity id
+ *  allowed?  Returns AUTHZ_MATCHED with the first matching rule, in the
+ *  order added, written as "kind:value" to rule_out ("dns:*.example.com",
+ *  "sha256:<lowercase hex>"); AUTHZ_NO_RULES with "any" for an empty set;
+ *  AUTHZ_DENIED with "" otherwise.  id NULL (no certificate, as on a resumed
+ *  session) matches no rule.  rule_out may be NULL; AUTHZ_RULE_TEXT_MAX
+ *  bytes always hold the text, a shorter buffer gets it truncated. */
+int authz_match(const struct authz *set, const struct x509_identity *id, char *rule_out,
+    size_t n)
+{
+	size_t i;
+
+	if (set->n == 0) {
+		set_out(rule_out, n, "any");
+		return AUTHZ_NO_RULES;
+	}
+	for (i = 0; id != NULL && i < set->n; i++) {
+		if (rule_match(&set->rules[i], id)) {
+			set_out(rule_out, n, set->rules[i].text);
+			return AUTHZ_MATCHED;
+		}
+	}
+	set_out(rule_out, n, "");
+	return AUTHZ_DENIED;
+}
+
+/* ---- networks ---- */
+
+/** authz_nets_new(): an empty network set, or NULL when out of memory. */
+struct authz_nets *authz_nets_new(void)
+{
+	return calloc(1, sizeof(struct authz_nets));
+}
+
+/** authz_nets_free(nets): free the set; NULL is fine. */
+void authz_nets_free(struct authz_nets *nets)
+{
+	if (nets == NULL)
+		return;
+	free(nets->nets);
+	free(nets);
+}
+
+static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* Non-zero if the first bits of a and b are equal. */
+static int prefix_equal(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+	unsigned char mask;
+
+	if (memcmp(a, b, full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return ((a[full] ^ b[full]) & mask) == 0;
+}
+
+static void net_text(const struct net *t, char *buf, size_t n)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(t->family, t->addr, a, sizeof(a)) == NULL)
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, n, "%s/%u", a, t->bits);
+}
+
+/** authz_net_add(nets, cidr, err, errsz): add "10.0.0.0/8", "fd00::/8" or an
+ *  address alone (= /32 or /128).  Host bits set after the prefix are
+ *  refused (10.0.0.1/8 is likely a typo).  An IPv4-mapped network
+ *  (::ffff:10.0.0.0/104) is stored as the IPv4 one.  Returns 0, or -1 with
+ *  the reason in err. */
+int authz_net_add(struct authz_nets *nets, const char *cidr, char *err, size_t errsz)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash, *s;
+	struct net t, masked;
+	size_t len, alen;
+	unsigned i, max;
+
+	memset(&t, 0, sizeof(t));
+	len = strlen(cidr);
+	s = trim(cidr, &len);
+	slash = memchr(s, '/', len);
+	alen = slash != NULL ? (size_t)(slash - s) : len;
+	if (alen == 0 || alen >= sizeof(addr))
+		goto bad_addr;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, t.addr) == 1) {
+		t.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, t.addr) == 1) {
+		t.family = AF_INET6;
+		max = 128;
+	} else {
+		goto bad_addr;
+	}
+	t.bits = max;
+	if (slash != NULL) {
+		const char *p = slash + 1, *end = s + len;
+
+		if (p == end || end - p > 3)
+			goto bad_bits;
+		for (t.bits = 0; p < end; p++) {
+			if (!isdigit((unsigned char)*p))
+				goto bad_bits;
+			t.bits = t.bits * 10 + (unsigned)(*p - '0');
+		}
+		if (t.bits > max)
+			goto bad_bits;
+	}
+	masked = t;
+	memset(masked.addr, 0, sizeof(masked.addr));
+	for (i = 0; i < t.bits; i++)
+		masked.addr[i / 8] |= (unsigned char)(t.addr[i / 8] & (0x80 >> (i % 8)));
+	if (memcmp(masked.addr, t.addr, sizeof(t.addr)) != 0) {
+		char want[AUTHZ_NET_TEXT_MAX];
+
+		net_text(&masked, want, sizeof(want));
+		snprintf(err, errsz, "host bits set after the /%u prefix (did you mean %s?)",
+		    t.bits, want);
+		return -1;
+	}
+	if (t.family == AF_INET6 && t.bits >= 96 && memcmp(t.addr, v4mapped, 12) == 0) {
+		/* ::ffff:10.0.0.0/104 is 10.0.0.0/8: clients are matched as IPv4. */
+		t.family = AF_INET;
+		memmove(t.addr, t.addr + 12, 4);
+		memset(t.addr + 4, 0, 12);
+		t.bits -= 96;
+	}
+	if (nets->n == AUTHZ_MAX_NETS) {
+		snprintf(err, errsz, "too many networks (at most %d)", AUTHZ_MAX_NETS);
+		return -1;
+	}
+	if (nets->n == nets->cap) {
+		size_t cap = nets->cap ? 2 * nets->cap : 8;
+		struct net *p = realloc(nets->nets, cap * sizeof(*p));
+
+		if (p == NULL) {
+			snprintf(err, errsz, "out of memory");
+			return -1;
+		}
+		nets->nets = p;
+		nets->cap = cap;
+	}
+	nets->nets[nets->n++] = t;
+	return 0;
+
+bad_addr:
+	snprintf(err, errsz, "not an IPv4 or IPv6 network (10.0.0.0/8, fd00::/8, 192.0.2.7)");
+	return -1;
+bad_bits:
+	snprintf(err, errsz, "bad prefix length (0 to %u)", t.family == AF_INET ? 32 : 128);
+	return -1;
+}
+
+/** authz_net_count(nets): the number of networks. */
+size_t authz_net_count(const struct authz_nets *nets)
+{
+	return nets->n;
+}
+
+/** authz_net_match(nets, sa, net_out, n): is a peer at sa (AF_INET or
+ *  AF_INET6) allowed?  An IPv4-mapped IPv6 address (::ffff:a.b.c.d, an IPv4
+ *  client on an IPv6 socket) is taken as the IPv4 address: it matches IPv4
+ *  networks and no IPv6 one, not even ::/0.  Returns AUTHZ_MATCHED with the
+ *  first matching network ("10.0.0.0/8") in net_out, AUTHZ_NO_RULES with
+ *  "any" for an empty set, AUTHZ_DENIED with "" otherwise (also for other
+ *  address families).  net_out may be NULL. */
+int authz_net_match(const struct authz_nets *nets, const struct sockaddr *sa, char *net_out,
+    size_t n)
+{
+	unsigned char a[16];
+	int family;
+	size_t i;
+
+	if (nets->n == 0) {
+		set_out(net_out, n, "any");
+		return AUTHZ_NO_RULES;
+	}
+	set_out(net_out, n, "");
+	if (sa == NULL)
+		return AUTHZ_DENIED;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		family = AF_INET;
+		memcpy(a, &in->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		family = AF_INET6;
+		memcpy(a, &in6->sin6_addr, 16);
+		if (memcmp(a, v4mapped, 12) == 0) {
+			family = AF_INET;
+			memmove(a, a + 12, 4);
+		}
+	} else {
+		return AUTHZ_DENIED;
+	}
+	for (i = 0; i < nets->n; i++) {
+		const struct net *t = &nets->nets[i];
+
+		if (t->family == family && prefix_equal(a, t->addr, t->bits)) {
+			if (net_out != NULL && n > 0)
+				net_text(t, net_out, n);
+			return AUTHZ_MATCHED;
+		}
+	}
+	return AUTHZ_DENIED;
+}
