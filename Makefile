@@ -78,6 +78,7 @@ $(B)/tlsfwd-certs: $(CERTS_OBJ) $(B)/libtlsfwd.a
 # programs (the ASan runtime must come first).
 PRELOAD_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
 $(B)/libtlsfwd-preload.so: $(PRELOAD_SRC) client/preload.map | $(WOLF_DEP)
+	@mkdir -p $(@D)
 	$(CC) $(PRELOAD_CFLAGS) -fPIC -shared -fvisibility=hidden \
 	    -Wl,--version-script=client/preload.map -o $@ $(PRELOAD_SRC) -ldl -pthread
 
@@ -93,7 +94,7 @@ $(B)/unit/%: tests/unit/%.c $(B)/libtlsfwd.a
 unit: deps $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
 
-e2e: deps $(BINS)
+e2e: deps all
 	TLSFWD_BUILD=$(abspath $(B)) $(PYTEST) -q tests/e2e $(PYTEST_ARGS)
 
 test: deps
@@ -119,8 +120,9 @@ bench: deps all
 	@bench/run.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/tlsfwd
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(PRELOAD),install -m 0755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/tlsfwd/)
 
 clean:
 	rm -rf build/obj build/unit build/san build/clang build/demo build/tlsfwd-* build/libtlsfwd.a

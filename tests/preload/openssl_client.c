@@ -1,0 +1,76 @@
+/* Probe: a program linked against OpenSSL making its own TLS connection.
+ *   openssl_client A.B.C.D:PORT CA CERT KEY MESSAGE
+ * TLS (verifying the server against CA, presenting CERT/KEY), send MESSAGE,
+ * read back as many bytes (an echo server) and print "echo=REPLY". */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char host[64], reply[4096];
+	const char *colon = argc == 6 ? strrchr(argv[1], ':') : NULL;
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	int fd = -1, rc = 1, n;
+	size_t want, got = 0;
+
+	if (colon == NULL || (size_t)(colon - argv[1]) >= sizeof(host)) {
+		fprintf(stderr, "usage: openssl_client A.B.C.D:PORT CA CERT KEY MESSAGE\n");
+		return 2;
+	}
+	memcpy(host, argv[1], (size_t)(colon - argv[1]));
+	host[colon - argv[1]] = '\0';
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		return 2;
+	want = strlen(argv[5]);
+	if (want >= sizeof(reply))
+		return 2;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_load_verify_locations(ctx, argv[2], NULL) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, argv[3]) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, argv[4], SSL_FILETYPE_PEM) != 1) {
+		ERR_print_errors_fp(stdout);
+		goto out;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		printf("connect: %s\n", strerror(errno));
+		goto out;
+	}
+	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1 || SSL_connect(ssl) != 1) {
+		printf("handshake failed\n");
+		ERR_print_errors_fp(stdout);
+		goto out;
+	}
+	printf("handshake %s\n", SSL_get_version(ssl));
+	if (SSL_write(ssl, argv[5], (int)want) != (int)want) {
+		printf("write failed\n");
+		goto out;
+	}
+	while (got < want && (n = SSL_read(ssl, reply + got, (int)(want - got))) > 0)
+		got += (size_t)n;
+	reply[got] = '\0';
+	printf("echo=%s\n", reply);
+	rc = got == want ? 0 : 1;
+	SSL_shutdown(ssl);
+out:
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
