@@ -857,23 +857,11 @@ def render(results):
 # ------------------------------------------------------------------------------------ main
 
 def no_resume_args():
-    """tlsfwd resumes TLS 1.3 sessions; a switch to turn it off, if the client has one."""
+    """The tlsfwd-client switch for full handshakes (BENCH_TLSFWD_NO_RESUME overrides)."""
     env = os.environ.get("BENCH_TLSFWD_NO_RESUME")
     if env is not None:
         return env.split() or None
-    try:
-        h = subprocess.run([CLIENT, "--help"], capture_output=True, text=True, timeout=10).stdout
-    except OSError:
-        return None
-    for line in h.splitlines():
-        m = re.match(r"\s*--((no-)?[a-z-]*(resum|ticket|session)[a-z-]*)\b(.*)", line)
-        if not m:
-            continue
-        if m.group(2):
-            return ["--" + m.group(1)]
-        if "default true" in m.group(4):
-            return ["--" + m.group(1), "false"]
-    return None
+    return ["--no-tls-resume"]
 
 
 def main():
