@@ -77,10 +77,10 @@ $(B)/tlsfwd-certs: $(CERTS_OBJ) $(B)/libtlsfwd.a
 # Never sanitized: an ASan library cannot be preloaded into uninstrumented
 # programs (the ASan runtime must come first).
 PRELOAD_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
-$(B)/libtlsfwd-preload.so: $(PRELOAD_SRC) client/preload.map | $(WOLF_DEP)
+$(B)/libtlsfwd-preload.so: $(PRELOAD_SRC) shared/sock.c client/preload.map | $(WOLF_DEP)
 	@mkdir -p $(@D)
 	$(CC) $(PRELOAD_CFLAGS) -fPIC -shared -fvisibility=hidden \
-	    -Wl,--version-script=client/preload.map -o $@ $(PRELOAD_SRC) -ldl -pthread
+	    -Wl,--version-script=client/preload.map -o $@ $(PRELOAD_SRC) shared/sock.c -ldl -pthread
 
 # Small C programs the preload e2e tests run under the shim.
 $(B)/probe/%: tests/preload/%.c

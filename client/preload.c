@@ -34,6 +34,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sock.h"
+
 #define PRELOAD_EXPORT __attribute__((visibility("default")))
 
 #define RULES_MAX 64		/* intercept rules, after host name expansion */
@@ -175,51 +177,15 @@ static void cfg_problem(const char *fmt, ...)
 	va_end(ap);
 }
 
-/*- split_hostport(spec, host, port, why): "host:port" or "[v6]:port" (the
- * rules of shared/sock.c) into host (no brackets, < SPEC_MAX) and port
- * (network order, 1-65535).  Returns 0, or -1 with *why set. */
+/* split_hostport(spec, host, port, why): sock_split()'s "host:port" or
+ * "[v6]:port" with the port in network order.  Returns 0, or -1 with *why. */
 static int split_hostport(const char *spec, char *host, in_port_t *port, const char **why)
 {
-	const char *h = spec, *colon;
-	size_t hlen;
-	char *end;
-	long p;
+	char digits[8];
 
-	if (spec[0] == '[') {
-		const char *rb = strchr(spec, ']');
-
-		if (rb == NULL || rb[1] != ':') {
-			*why = "expected [address]:port";
-			return -1;
-		}
-		h = spec + 1;
-		hlen = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(spec, ':');
-		if (colon == NULL) {
-			*why = "expected host:port";
-			return -1;
-		}
-		if (memchr(spec, ':', (size_t)(colon - spec)) != NULL) {
-			*why = "an IPv6 address must be written [address]:port";
-			return -1;
-		}
-		hlen = (size_t)(colon - spec);
-	}
-	if (hlen == 0 || hlen >= SPEC_MAX) {
-		*why = hlen == 0 ? "empty host" : "host too long";
+	if (sock_split(spec, host, SPEC_MAX, digits, sizeof(digits), why) < 0)
 		return -1;
-	}
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || p < 1 || p > 65535) {
-		*why = "port must be a number from 1 to 65535";
-		return -1;
-	}
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	*port = htons((uint16_t)p);
+	*port = htons((uint16_t)atoi(digits));	/* sock_split checked 1-65535 */
 	return 0;
 }
 

@@ -188,7 +188,7 @@ def test_misconfigured_shim_refuses_and_says_so(tf, case):
     direct = tf.tcp_sink()
     port = guarded.address.rpartition(":")[2]
     intercept, client, want = {
-        "bad-entry": (f"{guarded.address},[::1:{port}", stand_in, "[address]:port"),
+        "bad-entry": (f"{guarded.address},[::1:{port}", stand_in, "missing ']'"),
         "bad-port": (f"127.0.0.77:{port}x", stand_in, "port must be a number"),
         "no-client": (guarded.address, None, "TLSFWD_CLIENT is not"),
         "bad-client": (guarded.address, "127.0.0.1", "TLSFWD_CLIENT"),
