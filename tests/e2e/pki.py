@@ -196,13 +196,16 @@ class Pki:
                       "-addext", "keyUsage=critical,digitalSignature", "-out", cert)
         return Identity(name=name, cert=cert, key=key)
 
-    def crl(self, ca, revoked=()):
+    def crl(self, ca, revoked=(), der=False):
         """Revoke each identity in `revoked` (once) and write a fresh CRL of `ca`;
-        returns its path (PEM)."""
+        returns its path (PEM, or DER with der=True)."""
         for ident in revoked:
             self._openssl("ca", "-config", ca.conf, "-revoke", ident.cert)
         out = ca.dir / "crl.pem"
         self._openssl("ca", "-config", ca.conf, "-gencrl", "-crldays", "30", "-out", out)
+        if der:
+            pem, out = out, ca.dir / "crl.der"
+            self._openssl("crl", "-in", pem, "-outform", "DER", "-out", out)
         return out
 
 

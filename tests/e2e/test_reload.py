@@ -149,6 +149,19 @@ def test_revoked_client_refused_after_crl_replaced_without_signal(tf, pki, tmp_p
     late.close()
 
 
+def test_der_crl_refuses_the_revoked_and_only_them(tf, pki, tmp_path):
+    p = Pki(tmp_path / "pki4")
+    victim = p.issue(pki.ca, "victim", "victim.test", usage="client")
+    crl = p.crl(pki.ca, revoked=[victim], der=True)
+    assert not crl.read_bytes().startswith(b"-----")
+    sink = tf.tcp_sink()
+    server = tf.server(sink, crl=crl)
+    send_and_expect(tf.connect(tf.client(server)), sink.accept(), b"not revoked")
+    tf.connect(tf.client(server, identity=victim), allow_reset=True)
+    server.wait_warning(reason="revoked")
+    assert not sink.pending(0.5), "a revoked client reached the upstream"
+
+
 def test_reload_with_1000_open_connections_loses_no_byte(tf, live_identity, second_server):
     tunnel = Tunnel(tf, server_opts=dict(identity=live_identity))
     conns = 1000
