@@ -35,7 +35,6 @@ CERTS = BUILD / "tlsfwd-certs"
 VALGRIND = os.environ.get("TLSFWD_VALGRIND") == "1"
 WOLFSSL = ROOT / "build" / "wolfssl"
 
-pytestmark = pytest.mark.skipif(not CERTS.exists(), reason=f"{CERTS} not built")
 
 
 # ---------------------------------------------------------------------------
@@ -546,7 +545,6 @@ def test_self_signed_server(tmp_path):
     assert "--san" in p.stderr
 
 
-@pytest.mark.skipif(shutil.which("stunnel4") is None, reason="stunnel4 not installed")
 def test_stunnel_server_with_python_client(tmp_path):
     ca, server, client = make_pki(tmp_path)
     backend = PlainEcho()
@@ -568,7 +566,6 @@ def test_stunnel_server_with_python_client(tmp_path):
         backend.close()
 
 
-@pytest.mark.skipif(shutil.which("stunnel4") is None, reason="stunnel4 not installed")
 def test_stunnel_client_with_python_server(tmp_path):
     ca, server, client = make_pki(tmp_path)
     sctx = tls_server_ctx(server / "server.crt", server / "server.key", ca / "ca.crt")
