@@ -163,20 +163,16 @@ def tls_client_ctx(ca, cert=None, key=None, password=None):
     return ctx
 
 
-class TlsEcho:
-    """A TLS echo server on 127.0.0.1, port 0, one thread per connection.
-    Handshake errors are kept in .errors; the peer certificate of the last
-    connection in .peer."""
+class EchoServer:
+    """A listener on host, port 0, serving each connection on its own thread
+    with the subclass's _serve(conn); a context manager that closes it."""
 
-    def __init__(self, ctx, host="127.0.0.1"):
-        self.ctx = ctx
+    def __init__(self, host="127.0.0.1"):
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.bind((host, 0))
         self.sock.listen(8)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.errors = []
-        self.peer = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -188,6 +184,29 @@ class TlsEcho:
             except (socket.timeout, OSError):
                 continue
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TlsEcho(EchoServer):
+    """A TLS echo server on 127.0.0.1, port 0, one thread per connection.
+    Handshake errors are kept in .errors; the peer certificate of the last
+    connection in .peer."""
+
+    def __init__(self, ctx, host="127.0.0.1"):
+        self.ctx = ctx
+        self.errors = []
+        self.peer = None
+        super().__init__(host)
 
     def _serve(self, conn):
         conn.settimeout(10)
@@ -203,17 +222,6 @@ class TlsEcho:
             self.errors.append(e)
         finally:
             conn.close()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(5)
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def tls_exchange(ctx, port, server_hostname, payload=b"hello tlsfwd\n", host="127.0.0.1"):
@@ -249,26 +257,8 @@ def wait_listening(port, proc, timeout=10.0):
     raise AssertionError(f"nothing listening on {port}")
 
 
-class PlainEcho:
+class PlainEcho(EchoServer):
     """A plaintext TCP echo server on 127.0.0.1 (stunnel's backend)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     @staticmethod
     def _serve(conn):
@@ -282,11 +272,6 @@ class PlainEcho:
                     conn.sendall(data)
             except OSError:
                 pass
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(5)
-        self.sock.close()
 
 
 def stunnel(tmp, name, service):
@@ -658,8 +643,8 @@ def wolfcheck(tmp_path_factory):
     key (with a password callback) the way the daemons do."""
     lib = WOLFSSL / "lib" / "libwolfssl.a"
     cc = shutil.which("cc") or shutil.which("gcc")
-    if not lib.exists() or cc is None:
-        pytest.skip("no static wolfSSL or no C compiler")
+    assert lib.exists() and cc is not None, \
+        f"this check needs {lib} (make deps) and a C compiler"
     d = tmp_path_factory.mktemp("wolfcheck")
     (d / "wolfcheck.c").write_text(WOLFCHECK_C)
     subprocess.run([cc, "-I", str(WOLFSSL / "include"), "-o", str(d / "wolfcheck"),
