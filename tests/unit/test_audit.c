@@ -980,7 +980,8 @@ static void test_forward_absent_drops(void **state)
 {
 	const unsigned n = 3 * (AUDIT_QUEUE_MAX + AUDIT_BACKLOG_MAX);
 	char err[256], dir[64], logpath[128], *log;
-	long long t0, took;
+	long long t0, took, closing;
+	unsigned long long dropped;
 	struct sink s;
 	unsigned i;
 	int saved;
@@ -994,14 +995,18 @@ static void test_forward_absent_drops(void **state)
 	for (i = 0; i < n; i++)
 		emit_numbered(i);
 	took = now_ms() - t0;
-	assert_true(audit_dropped() > 0);
-	assert_true(audit_dropped() <= n);
-	assert_true(audit_dropped() >= n - AUDIT_QUEUE_MAX - AUDIT_BACKLOG_MAX);
+	dropped = audit_dropped();
 	t0 = now_ms();
 	audit_close();
-	stderr_back(saved);
-	assert_true(now_ms() - t0 < AUDIT_CLOSE_WAIT + 1000);
-	if (took > 2000)
+	closing = now_ms() - t0;
+	stderr_back(saved);	/* before asserting: cmocka reports on stderr */
+	/* Undropped while running: at most the queue, the batch the thread holds
+	 * and the backlog.  The time bounds say "never blocks", not how fast. */
+	assert_true(dropped > 0);
+	assert_true(dropped <= n);
+	assert_true(dropped >= n - 2 * AUDIT_QUEUE_MAX - AUDIT_BACKLOG_MAX);
+	assert_true(closing < AUDIT_CLOSE_WAIT + 5000);
+	if (took > 10000)
 		fail_msg("%u audit_emit calls took %lld ms", n, took);
 	assert_int_equal(audit_dropped(), n);	/* nothing was delivered */
 
