@@ -30,12 +30,13 @@ endif
 
 SHARED_SRC := $(wildcard shared/*.c)
 SHARED_OBJ := $(SHARED_SRC:%.c=$(B)/obj/%.o)
-CLIENT_OBJ := $(B)/obj/client/main.o
+CLIENT_OBJ := $(B)/obj/client/main.o $(B)/obj/client/client.o
 SERVER_OBJ := $(B)/obj/server/main.o
 CERTS_SRC  := $(wildcard certs/*.c)
 CERTS_OBJ  := $(CERTS_SRC:%.c=$(B)/obj/%.o)
 PRELOAD_SRC := $(wildcard client/preload*.c)
 PRELOAD    := $(if $(PRELOAD_SRC),$(B)/libtlsfwd-preload.so)
+PIC_OBJ    := $(patsubst %.c,$(B)/pic/%.o,$(SHARED_SRC) client/client.c $(PRELOAD_SRC))
 PROBE_SRC  := $(wildcard tests/preload/*.c)
 PROBE_BIN  := $(PROBE_SRC:tests/preload/%.c=$(B)/probe/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -72,15 +73,32 @@ $(B)/tlsfwd-server: $(SERVER_OBJ) $(B)/libtlsfwd.a
 $(B)/tlsfwd-certs: $(CERTS_OBJ) $(B)/libtlsfwd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
 
-# The LD_PRELOAD shim: position-independent, only the hooked libc symbols
-# exported (client/preload.map), libc symbols resolved with dlsym(RTLD_NEXT).
-# Never sanitized: an ASan library cannot be preloaded into uninstrumented
-# programs (the ASan runtime must come first).
-PRELOAD_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
-$(B)/libtlsfwd-preload.so: $(PRELOAD_SRC) shared/sock.c client/preload.map | $(WOLF_DEP)
+# The LD_PRELOAD shim: the hooks and, for inline mode, the whole client core
+# (libtlsfwd, wolfSSL, libev, msgpack-c) linked in statically and hidden: only
+# the hooked libc symbols are exported (client/preload.map), so a host program
+# with its own OpenSSL or libev is unaffected.  Never sanitized: an ASan
+# library cannot be preloaded into uninstrumented programs (the ASan runtime
+# must come first).
+# libev comes from Debian's source package (scripts/deps.sh puts it in
+# build/libev): Debian's libev.a is not position-independent.  Compiled as
+# libev's docs describe for embedding (EV_STANDALONE), without its warnings:
+# it is not our code.
+PRELOAD_CFLAGS := -Ibuild/libev $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
+$(B)/pic/%.o: %.c $(WOLF_DEP) build/libev/ev.c
 	@mkdir -p $(@D)
-	$(CC) $(PRELOAD_CFLAGS) -fPIC -shared -fvisibility=hidden \
-	    -Wl,--version-script=client/preload.map -o $@ $(PRELOAD_SRC) shared/sock.c -ldl -pthread
+	$(CC) $(PRELOAD_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c -o $@ $<
+
+$(B)/pic/libev.o: build/libev/ev.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -fPIC -fvisibility=hidden -DEV_STANDALONE=1 -DEV_USE_IOURING=0 -w -c -o $@ $<
+
+build/libev/ev.c:
+	@scripts/deps.sh
+
+$(B)/libtlsfwd-preload.so: $(PIC_OBJ) $(B)/pic/libev.o client/preload.map
+	$(CC) -shared -Wl,--version-script=client/preload.map -Wl,--exclude-libs,ALL \
+	    -Wl,-z,defs -Wl,--gc-sections -o $@ $(PIC_OBJ) $(B)/pic/libev.o $(WOLF_LIBS) \
+	    -Wl,-Bstatic -lmsgpackc -Wl,-Bdynamic -lm -ldl -pthread
 
 # Small C programs the preload e2e tests run under the shim.
 $(B)/probe/%: tests/preload/%.c
@@ -125,9 +143,9 @@ install: all
 	$(if $(PRELOAD),install -m 0755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/tlsfwd/)
 
 clean:
-	rm -rf build/obj build/unit build/san build/clang build/demo build/tlsfwd-* build/libtlsfwd.a
+	rm -rf build/obj build/pic build/unit build/san build/clang build/demo build/tlsfwd-* build/libtlsfwd.a build/libtlsfwd-preload.so build/probe
 
 distclean:
 	rm -rf build
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/pic -name '*.d' 2>/dev/null)

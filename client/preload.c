@@ -1,11 +1,13 @@
 /*-
- * preload: libtlsfwd-preload.so, the LD_PRELOAD shim (issue #6), redirect mode.
+ * preload: libtlsfwd-preload.so, the LD_PRELOAD shim (issue #6): the hooks.
  *
  *   LD_PRELOAD=libtlsfwd-preload.so TLSFWD_INTERCEPT=fluentd.internal:24224 \
- *       TLSFWD_CLIENT=127.0.0.1:24224 ./app
+ *       TLSFWD_CLIENT=127.0.0.1:24224 ./app          (redirect mode)
+ *       TLSFWD_CONFIG=/etc/tlsfwd/client.conf ./app  (inline mode)
  *
  * A TCP connect() to an address listed in TLSFWD_INTERCEPT is sent to the
- * tlsfwd-client at TLSFWD_CLIENT instead; everything else goes straight to
+ * tlsfwd-client at TLSFWD_CLIENT, or in inline mode to the client core that
+ * preload_inline.c runs inside the process; everything else goes straight to
  * libc.  getpeername() on a redirected socket still reports the address the
  * application asked for.  A misconfigured shim says so on one stderr line and
  * refuses intercepted connects (ECONNREFUSED): it never fails open.
@@ -14,8 +16,8 @@
  * dlsym(RTLD_NEXT) under pthread_once, the configuration is read once (also
  * under pthread_once, from the constructor or the first hook), and each hook
  * classifies the address and passes through or rewrites.  Only the hooks are
- * exported (client/preload.map).  No wolfSSL, no libev: redirect mode only
- * rewrites addresses.
+ * exported (client/preload.map); the client core, wolfSSL and libev inside
+ * are hidden.
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -32,13 +34,18 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "preload.h"
 #include "sock.h"
 
 #define PRELOAD_EXPORT __attribute__((visibility("default")))
 
-#define RULES_MAX 64		/* intercept rules, after host name expansion */
+#define RULES_MAX 64		/* intercept rules given as addresses, prefixes or "*" */
+#define NAMES_MAX 16		/* intercept rules given as host names */
+#define RESOLVED_MAX 256	/* addresses those names have resolved to, ever */
+#define RESOLVE_EVERY 1		/* default TLSFWD_RESOLVE_EVERY, seconds */
 #define PEERS_MAX 65536		/* fds above this are redirected but not remembered */
 #define SPEC_MAX 300		/* one host:port entry */
 
@@ -74,9 +81,16 @@ static struct {
 
 static struct {
 	int active;			/* TLSFWD_INTERCEPT is set and not empty */
+	int inline_mode;		/* TLSFWD_CONFIG: the client core runs in-process */
 	int broken;			/* misconfigured: refuse every intercepted connect */
 	struct rule rules[RULES_MAX];
 	size_t nrules;
+	struct name {
+		char host[SPEC_MAX];
+		in_port_t port;		/* network order */
+	} names[NAMES_MAX];
+	size_t nnames;
+	long resolve_every;		/* TLSFWD_RESOLVE_EVERY; -1 ("off"): at load only */
 	union inaddr client4, client6;	/* TLSFWD_CLIENT, per family */
 	int has4, has6;
 	char problem[400];		/* the first misconfiguration, reported once */
@@ -84,8 +98,16 @@ static struct {
 
 static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
-static atomic_int cfg_running;		/* the config init runs on cfg_thread */
-static pthread_t cfg_thread;
+__thread int preload_inside;
+/*- The addresses the names resolved to: append-only, so a reader needs no
+ * lock (it reads the entries below the count it loaded); writers take
+ * resolve_lock.  Once intercepted, an address stays intercepted: a program
+ * may still connect to an address it resolved earlier. */
+static struct rule resolved[RESOLVED_MAX];
+static atomic_size_t nresolved;
+static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
+static long last_resolve;		/* CLOCK_MONOTONIC seconds, under resolve_lock */
+static atomic_int full_reported, refresh_reported;
 static struct peer *_Atomic peers;
 static size_t npeers;
 static atomic_int family_reported;
@@ -148,8 +170,7 @@ static void real_resolve(void)
 /* -------------------------------------------------------------------------
  * configuration */
 
-__attribute__((format(printf, 1, 2)))
-static void say(const char *fmt, ...)
+void preload_say(const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -238,24 +259,116 @@ static int rule_literal(const char *host, in_port_t port)
 	return rule_add(family, bin, (unsigned)prefix, port);
 }
 
-/* Every address a host name resolves to, as exact rules. */
-static void rule_resolve(const char *entry, const char *host, in_port_t port)
+static int same_rule(const struct rule *r, int family, const void *addr, in_port_t port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	int rc = getaddrinfo(host, NULL, &hints, &res);
+	return r->family == family && r->port == port &&
+	    memcmp(r->addr, addr, family == AF_INET ? 4 : 16) == 0;
+}
 
-	if (rc != 0) {
-		cfg_problem("TLSFWD_INTERCEPT entry \"%s\": cannot resolve %s: %s",
-		    entry, host, gai_strerror(rc));
+/* resolved_add(family, addr, port): publish one more resolved address. */
+static void resolved_add(int family, const void *addr, in_port_t port)
+{
+	size_t i, n = atomic_load_explicit(&nresolved, memory_order_relaxed);
+	struct rule *r;
+
+	for (i = 0; i < n; i++)
+		if (same_rule(&resolved[i], family, addr, port))
+			return;
+	if (n == RESOLVED_MAX) {
+		if (atomic_exchange(&full_reported, 1) == 0)
+			preload_say("TLSFWD_INTERCEPT names resolved to more than %d addresses; "
+			    "further new addresses are not intercepted", RESOLVED_MAX);
 		return;
 	}
+	r = &resolved[n];
+	r->family = family;
+	memcpy(r->addr, addr, family == AF_INET ? 4 : 16);
+	r->prefix = family == AF_INET ? 32 : 128;
+	r->port = port;
+	atomic_store_explicit(&nresolved, n + 1, memory_order_release);
+}
+
+/*- resolve_name(nm): add every address nm->host resolves to; 0, or the
+ * getaddrinfo() error.  The caller holds resolve_lock and has set
+ * preload_inside (the resolver may connect: DNS over TCP, nscd). */
+static int resolve_name(const struct name *nm)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	int rc = getaddrinfo(nm->host, NULL, &hints, &res);
+
+	if (rc != 0)
+		return rc;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET)
-			rule_add(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 32, port);
+			resolved_add(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, nm->port);
 		else if (ai->ai_family == AF_INET6)
-			rule_add(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 128, port);
+			resolved_add(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
+			    nm->port);
 	}
 	freeaddrinfo(res);
+	return 0;
+}
+
+static long monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec;
+}
+
+/* A host name entry: remembered, and resolved now (at load). */
+static void rule_resolve(const char *entry, const char *host, in_port_t port)
+{
+	struct name *nm;
+	int rc;
+
+	if (cfg.nnames == NAMES_MAX) {
+		cfg_problem("TLSFWD_INTERCEPT: more than %d host names", NAMES_MAX);
+		return;
+	}
+	nm = &cfg.names[cfg.nnames++];
+	snprintf(nm->host, sizeof(nm->host), "%s", host);
+	nm->port = port;
+	pthread_mutex_lock(&resolve_lock);
+	rc = resolve_name(nm);
+	last_resolve = monotonic_seconds();
+	pthread_mutex_unlock(&resolve_lock);
+	if (rc != 0)
+		cfg_problem("TLSFWD_INTERCEPT entry \"%s\": cannot resolve %s: %s",
+		    entry, host, gai_strerror(rc));
+}
+
+/*- refresh_names(port): a connect to an address no rule matches, on a port a
+ * host name entry uses: the name may have moved (the program just resolved
+ * it), so resolve the names again first — at most once per resolve_every
+ * seconds — rather than let plaintext go to the new address.  Returns
+ * non-zero if new addresses were added. */
+static int refresh_names(in_port_t port)
+{
+	size_t i, before;
+	long now;
+	int used = 0, rc;
+
+	for (i = 0; i < cfg.nnames && !used; i++)
+		used = cfg.names[i].port == port;
+	if (!used || cfg.resolve_every < 0)
+		return 0;
+	pthread_mutex_lock(&resolve_lock);
+	before = atomic_load(&nresolved);
+	now = monotonic_seconds();
+	if (now - last_resolve >= cfg.resolve_every) {
+		preload_inside = 1;
+		for (i = 0; i < cfg.nnames; i++)
+			if ((rc = resolve_name(&cfg.names[i])) != 0 &&
+			    atomic_exchange(&refresh_reported, 1) == 0)
+				preload_say("re-resolving %s failed (%s); the addresses it had stay "
+				    "intercepted", cfg.names[i].host, gai_strerror(rc));
+		preload_inside = 0;
+		last_resolve = now;
+	}
+	pthread_mutex_unlock(&resolve_lock);
+	return atomic_load(&nresolved) != before;
 }
 
 /*- A malformed entry is still intercepted as far as it can be read: a
@@ -324,13 +437,25 @@ static void cfg_client(const char *spec)
 	in_port_t nport;
 	int rc;
 
+	const char *conf = getenv("TLSFWD_CONFIG");
+
+	if (spec != NULL && *spec != '\0' && conf != NULL && *conf != '\0') {
+		cfg_problem("TLSFWD_CLIENT (redirect mode) and TLSFWD_CONFIG (inline mode) "
+		    "are both set; set one");
+		return;
+	}
+	if (conf != NULL && *conf != '\0') {
+		char problem[sizeof(cfg.problem)];
+
+		cfg.inline_mode = 1;
+		if (inline_configure(conf, problem, sizeof(problem)) < 0)
+			cfg_problem("%s", problem);
+		return;
+	}
 	if (spec == NULL || *spec == '\0') {
-		if (getenv("TLSFWD_CONFIG") != NULL)
-			cfg_problem("TLSFWD_CONFIG (inline mode) is not available in this "
-			    "version; set TLSFWD_CLIENT to a running tlsfwd-client");
-		else
-			cfg_problem("TLSFWD_INTERCEPT is set but TLSFWD_CLIENT is not "
-			    "(the tlsfwd-client listen address, host:port)");
+		cfg_problem("TLSFWD_INTERCEPT is set but neither TLSFWD_CLIENT (the "
+		    "tlsfwd-client listen address, host:port) nor TLSFWD_CONFIG (a client "
+		    "configuration file, for inline mode) is");
 		return;
 	}
 	if (split_hostport(spec, host, &nport, &why) != 0) {
@@ -373,6 +498,34 @@ static void peers_alloc(void)
 	atomic_store_explicit(&peers, t, memory_order_release);
 }
 
+static void cfg_resolve_every(const char *v)
+{
+	char *end;
+	long n;
+
+	cfg.resolve_every = RESOLVE_EVERY;
+	if (v == NULL || *v == '\0')
+		return;
+	if (strcmp(v, "off") == 0) {
+		cfg.resolve_every = -1;
+		return;
+	}
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n > 86400) {
+		cfg_problem("TLSFWD_RESOLVE_EVERY \"%s\": not a number of seconds (0-86400) "
+		    "or off", v);
+		return;
+	}
+	cfg.resolve_every = n;
+}
+
+/* In a child forked while another thread re-resolved: the lock is ours. */
+static void resolve_child(void)
+{
+	pthread_mutex_init(&resolve_lock, NULL);
+}
+
 /*- Runs once.  getaddrinfo() may itself connect (DNS over TCP, nscd): those
  * calls come back into the hooks on this thread and pass straight through. */
 static void cfg_load(void)
@@ -381,15 +534,16 @@ static void cfg_load(void)
 
 	if (list == NULL || list[strspn(list, " \t,")] == '\0')
 		return;
-	cfg_thread = pthread_self();
-	atomic_store(&cfg_running, 1);
+	preload_inside = 1;
 	cfg.active = 1;
+	cfg_resolve_every(getenv("TLSFWD_RESOLVE_EVERY"));
+	pthread_atfork(NULL, NULL, resolve_child);
 	cfg_intercept(list);
 	cfg_client(getenv("TLSFWD_CLIENT"));
 	peers_alloc();
-	atomic_store(&cfg_running, 0);
+	preload_inside = 0;
 	if (cfg.broken)
-		say("%s; connections to intercepted addresses will be refused", cfg.problem);
+		preload_say("%s; connections to intercepted addresses will be refused", cfg.problem);
 }
 
 static void preload_init(void)
@@ -397,11 +551,11 @@ static void preload_init(void)
 	pthread_once(&real_once, real_resolve);
 }
 
-/* The shim's own resolver traffic during cfg_load goes straight to libc. */
+/* The shim's own traffic (resolving names, the inline core) goes straight to libc. */
 static int preload_ready(void)
 {
 	preload_init();
-	if (atomic_load(&cfg_running) && pthread_equal(cfg_thread, pthread_self()))
+	if (preload_inside)
 		return 0;
 	pthread_once(&cfg_once, cfg_load);
 	return cfg.active;
@@ -490,7 +644,15 @@ static int intercepted(const struct sockaddr *sa, socklen_t len)
 	for (i = 0; i < cfg.nrules; i++)
 		if (rule_match(&cfg.rules[i], family, a, port))
 			return 1;
-	return 0;
+	for (;;) {
+		size_t n = atomic_load_explicit(&nresolved, memory_order_acquire);
+
+		for (i = 0; i < n; i++)
+			if (rule_match(&resolved[i], family, a, port))
+				return 1;
+		if (!refresh_names(port))
+			return 0;
+	}
 }
 
 /*- Where an intercepted connect goes, in the socket's own family: an IPv6
@@ -498,25 +660,35 @@ static int intercepted(const struct sockaddr *sa, socklen_t len)
  * cannot reach an IPv6-only client (-1). */
 static int redirect_target(int domain, union inaddr *to)
 {
-	if (domain == AF_INET && cfg.has4) {
-		*to = cfg.client4;
+	union inaddr core;
+	const union inaddr *c4 = &cfg.client4;
+	int has4 = cfg.has4, has6 = cfg.has6;
+
+	if (cfg.inline_mode) {		/* the in-process core: 127.0.0.1 only */
+		if (inline_target(&core.sin) != 0)
+			return -1;
+		c4 = &core;
+		has4 = 1;
+	}
+	if (domain == AF_INET && has4) {
+		*to = *c4;
 		return 0;
 	}
-	if (domain == AF_INET6 && cfg.has6) {
+	if (domain == AF_INET6 && has6) {
 		*to = cfg.client6;
 		return 0;
 	}
-	if (domain == AF_INET6 && cfg.has4) {
+	if (domain == AF_INET6 && has4) {
 		memset(to, 0, sizeof(*to));
 		to->sin6.sin6_family = AF_INET6;
-		to->sin6.sin6_port = cfg.client4.sin.sin_port;
+		to->sin6.sin6_port = c4->sin.sin_port;
 		to->sin6.sin6_addr.s6_addr[10] = 0xff;
 		to->sin6.sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&to->sin6.sin6_addr.s6_addr[12], &cfg.client4.sin.sin_addr, 4);
+		memcpy(&to->sin6.sin6_addr.s6_addr[12], &c4->sin.sin_addr, 4);
 		return 0;
 	}
 	if (atomic_exchange(&family_reported, 1) == 0)
-		say("TLSFWD_CLIENT has no IPv4 address for an IPv4 socket; "
+		preload_say("TLSFWD_CLIENT has no IPv4 address for an IPv4 socket; "
 		    "intercepted IPv4 connections are refused");
 	return -1;
 }
@@ -571,6 +743,23 @@ static void peer_remember(int fd, const struct sockaddr *orig, socklen_t len,
 	memcpy(&p->orig, orig, len < sizeof(p->orig) ? len : sizeof(p->orig));
 	p->target = *target;
 	atomic_store_explicit(&p->used, 1, memory_order_release);
+}
+
+void preload_half_close(const struct sockaddr_in *to)
+{
+	struct peer *t = atomic_load_explicit(&peers, memory_order_acquire);
+	struct sockaddr_storage got;
+	socklen_t len;
+	size_t fd;
+
+	for (fd = 0; t != NULL && fd < npeers; fd++) {
+		if (!atomic_load_explicit(&t[fd].used, memory_order_acquire))
+			continue;
+		len = sizeof(got);
+		if (real.getpeername((int)fd, (struct sockaddr *)&got, &len) == 0 &&
+		    addr_same((struct sockaddr *)&got, len, (const struct sockaddr *)to, sizeof(*to)))
+			(void)shutdown((int)fd, SHUT_WR);
+	}
 }
 
 static void peer_copy(int from, int to)

@@ -12,7 +12,7 @@ prefix="$build/wolfssl"
 pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev libssl-dev
       dpkg-dev autoconf automake libtool
       python3 python3-pytest python3-msgpack python3-fluent-logger
-      stunnel4 socat openssl valgrind procps psmisc)
+      stunnel4 socat openssl valgrind procps psmisc libnss-wrapper)
 [ "$mode" = system ] && pkgs+=(libwolfssl-dev)
 command -v npm >/dev/null || pkgs+=(npm)
 
@@ -38,6 +38,43 @@ fi
 if [ ! -d "$top/tests/node/node_modules" ]; then
 	echo "deps: npm ci in tests/node"
 	(cd "$top/tests/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# apt-get source needs a deb-src entry for the same archive as the deb one.
+ensure_deb_src() {
+	if ! grep -rqs '^\s*\(Types:.*deb-src\|deb-src\)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		echo "deps: adding deb-src entries"
+		if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+			sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
+				| $sudo tee /etc/apt/sources.list.d/tlsfwd-deb-src.sources >/dev/null
+		else
+			grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' \
+				| $sudo tee /etc/apt/sources.list.d/tlsfwd-deb-src.list >/dev/null
+		fi
+		updated=
+	fi
+	apt_update
+}
+
+# fetch_source PKG DIR: Debian's source package PKG, unpacked, into DIR/PKG-*.
+# Call ensure_deb_src first.
+fetch_source() {
+	rm -rf "$2" && mkdir -p "$2"
+	echo "deps: fetching Debian's $1 source package" >&2
+	(cd "$2" && apt-get source -qq "$1" >/dev/null 2>&1) || {
+		echo "deps: apt-get source $1 failed" >&2; exit 1; }
+	find "$2" -mindepth 1 -maxdepth 1 -type d -name "$1-*" | head -n1
+}
+
+# libev's source, for the preload shim: it links libev into a shared object,
+# and Debian's libev.a is built for executables (not position-independent).
+# The Makefile compiles build/libev/ev.c itself.
+if [ ! -f "$build/libev/ev.c" ]; then
+	ensure_deb_src
+	dir=$(fetch_source libev "$build/libev-src")
+	[ -n "$dir" ] && [ -f "$dir/ev.c" ] || { echo "deps: no libev source tree" >&2; exit 1; }
+	rm -rf "$build/libev" && mv "$dir" "$build/libev" && rm -rf "$build/libev-src"
+	echo "deps: libev source in $build/libev"
 fi
 
 [ "$mode" = system ] && exit 0
@@ -80,27 +117,9 @@ if [ -f "$prefix/lib/libwolfssl.a" ] &&
 	exit 0
 fi
 
-# apt-get source needs a deb-src entry for the same archive as the deb one.
-if ! grep -rqs '^\s*\(Types:.*deb-src\|deb-src\)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	echo "deps: adding deb-src entries"
-	if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-		sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-			| $sudo tee /etc/apt/sources.list.d/tlsfwd-deb-src.sources >/dev/null
-	else
-		grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' \
-			| $sudo tee /etc/apt/sources.list.d/tlsfwd-deb-src.list >/dev/null
-	fi
-	updated=
-fi
-apt_update
-
-src="$build/wolfssl-src"
-rm -rf "$src" && mkdir -p "$src"
-echo "deps: fetching Debian's wolfssl source package"
-(cd "$src" && apt-get source -qq wolfssl >/dev/null 2>&1) || {
-	echo "deps: apt-get source wolfssl failed" >&2; exit 1; }
-dir=$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n1)
-[ -n "$dir" ] || { echo "deps: no wolfssl source tree in $src" >&2; exit 1; }
+ensure_deb_src
+dir=$(fetch_source wolfssl "$build/wolfssl-src")
+[ -n "$dir" ] || { echo "deps: no wolfssl source tree in $build/wolfssl-src" >&2; exit 1; }
 
 echo "deps: building wolfSSL ($flags) in $dir"
 cd "$dir"

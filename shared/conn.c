@@ -877,6 +877,31 @@ void conn_set_free(struct conn_set *s)
 	s->sessions = NULL;
 }
 
+void conn_set_abandon(struct conn_set *s)
+{
+	struct conn *c, *next;
+	int i;
+
+	for (c = s->head; c != NULL; c = next) {
+		next = c->next;
+		for (i = 0; i < 2; i++) {
+			if (c->end[i].ssl != NULL)
+				wolfSSL_free(c->end[i].ssl);	/* frees; sends nothing */
+			if (c->end[i].fd >= 0)
+				close(c->end[i].fd);
+			ring_free(&c->ring[i]);
+		}
+		verdict_free(c);
+		tls_policy_release(c->pol);
+		if (s->t->peers != NULL)
+			peers_release(s->t->peers, &c->peer_addr);
+		free(c);
+	}
+	atomic_fetch_sub(&s->t->active, s->n);
+	s->head = NULL;
+	s->n = 0;
+}
+
 void conn_set_stop(struct conn_set *s, int force)
 {
 	struct conn *c, *next;

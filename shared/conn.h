@@ -63,6 +63,11 @@ void conn_set_free(struct conn_set *s);
  *  tunnelling it.  Counts in s->t->active; on failure the fd is closed. */
 void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer);
 
+/** conn_set_abandon(s): in a forked child, where s's loop no longer runs:
+ *  close every connection's sockets and free it, without a byte on the wire
+ *  (the parent still owns those connections) or a line in the log. */
+void conn_set_abandon(struct conn_set *s);
+
 /** conn_set_stop(s, force): shutdown.  Without force every connection may
  *  finish, each bounded by the drain timeout; with force all are dropped now. */
 void conn_set_stop(struct conn_set *s, int force);

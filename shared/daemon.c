@@ -70,13 +70,6 @@ static void raise_fd_limit(long max_conns)
 		    (long)rl.rlim_cur, max_conns, need);
 }
 
-/* The files a reload reads again. */
-struct daemon {
-	const struct config *cfg;
-	struct tunnel *t;
-	unsigned long long files_sig;	/* files_signature() of what is in force */
-};
-
 /* each_file(cfg, fn, arg): call fn on every file a reload reads. */
 static void each_file(const struct config *cfg, void (*fn)(const char *, void *), void *arg)
 {
@@ -124,7 +117,7 @@ static unsigned long long files_signature(const struct config *cfg)
  * force only if all of it loads, else keep the old one and say why. */
 static void daemon_reload(void *arg, int forced)
 {
-	struct daemon *d = arg;
+	struct reloader *d = arg;
 	unsigned long long sig = files_signature(d->cfg);
 	struct tls_policy *p;
 	char err[1024];
@@ -176,6 +169,54 @@ static int watch_files(const struct config *cfg)
 	return fd;
 }
 
+void reloader_init(struct reloader *r, const struct config *cfg, struct tunnel *t)
+{
+	r->cfg = cfg;
+	r->t = t;
+	r->files_sig = files_signature(cfg);
+	r->hooks.reload = daemon_reload;
+	r->hooks.reopen = daemon_reopen;
+	r->hooks.watch_fd = watch_files(cfg);
+	r->hooks.arg = r;
+}
+
+void reloader_close(struct reloader *r)
+{
+	if (r->hooks.watch_fd >= 0)
+		close(r->hooks.watch_fd);
+	r->hooks.watch_fd = -1;
+}
+
+int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
+    const struct sock_addr *listen, daemon_prepare_fn prepare, char *err, size_t errsz)
+{
+	t->connect_timeout = cfg->connect_timeout;
+	t->handshake_timeout = cfg->handshake_timeout;
+	t->drain_timeout = cfg->drain_timeout;
+	t->max_conns = cfg->max_conns;
+	t->resume = cfg->tls_resume;
+	pthread_mutex_init(&t->policy.lock, NULL);
+	if (prepare(cfg, listen, t, err, errsz) < 0 ||
+	    (t->policy.cur = tls_policy_new(cfg, err, errsz)) == NULL) {
+		daemon_tunnel_close(t);
+		return -1;
+	}
+	return 0;
+}
+
+void daemon_tunnel_close(struct tunnel *t)
+{
+	tls_policy_set(&t->policy, NULL);
+	pthread_mutex_destroy(&t->policy.lock);
+	authz_nets_free(t->nets);
+	peers_free(t->peers);
+	free(t->up);
+	t->nets = NULL;
+	t->peers = NULL;
+	t->up = NULL;
+	t->nup = 0;
+}
+
 static void print_version(const char *prog)
 {
 	char buf[160];
@@ -217,14 +258,7 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 		fprintf(stderr, "%s: --listen: %s: %s\n", prog, cfg.listen, why);
 		goto out_tls;
 	}
-	t.connect_timeout = cfg.connect_timeout;
-	t.handshake_timeout = cfg.handshake_timeout;
-	t.drain_timeout = cfg.drain_timeout;
-	t.max_conns = cfg.max_conns;
-	t.resume = cfg.tls_resume;
-	pthread_mutex_init(&t.policy.lock, NULL);
-	if (prepare(&cfg, &listen, &t, err, sizeof(err)) < 0 ||
-	    (t.policy.cur = tls_policy_new(&cfg, err, sizeof(err))) == NULL) {
+	if (daemon_tunnel_open(&t, &cfg, &listen, prepare, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		goto out_tls;
 	}
@@ -242,21 +276,16 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 		goto out_ctx;
 	}
 	{
-		struct daemon d = { &cfg, &t, files_signature(&cfg) };
-		struct workers_hooks hooks = { daemon_reload, daemon_reopen, watch_files(&cfg), &d };
+		struct reloader r;
 
-		rc = workers_run(&t, &listen, (int)cfg.workers, &hooks);
-		if (hooks.watch_fd >= 0)
-			close(hooks.watch_fd);
+		reloader_init(&r, &cfg, &t);
+		rc = workers_run(&t, &listen, (int)cfg.workers, &r.hooks);
+		reloader_close(&r);
 	}
 	audit_close();
 out_ctx:
-	tls_policy_set(&t.policy, NULL);
+	daemon_tunnel_close(&t);
 out_tls:
-	pthread_mutex_destroy(&t.policy.lock);
-	authz_nets_free(t.nets);
-	peers_free(t.peers);
-	free(t.up);
 	tls_cleanup();
 out_cfg:
 	config_free(&cfg);

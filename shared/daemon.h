@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "worker.h"
 
 #define TLSFWD_VERSION "0.1.0"
 
@@ -19,6 +20,31 @@ typedef int (*daemon_prepare_fn)(const struct config *cfg, const struct sock_add
  *  Returns the process exit status: 0, or 1 on a configuration or start-up error. */
 int daemon_main(enum role role, const char *prog, int argc, char **argv,
     daemon_prepare_fn prepare);
+
+/** daemon_tunnel_open(t, cfg, listen, prepare, err, errsz): fill t (whose
+ *  role is set) from cfg: timeouts, limits, the role's prepare, the TLS
+ *  policy.  Needs tls_init().  Returns 0, or -1 with a message in err and t
+ *  released. */
+int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
+    const struct sock_addr *listen, daemon_prepare_fn prepare, char *err, size_t errsz);
+
+/** daemon_tunnel_close(t): release what daemon_tunnel_open() set up. */
+void daemon_tunnel_close(struct tunnel *t);
+
+/* Reloads: the files cfg names are watched; a change (or SIGHUP) builds a
+ * new TLS policy for t, put in force only if all of it loads. */
+struct reloader {
+	const struct config *cfg;
+	struct tunnel *t;
+	unsigned long long files_sig;	/* of the files in force */
+	struct workers_hooks hooks;	/* for workers_run() or worker_watch() */
+};
+
+/** reloader_init(r, cfg, t): start watching (a warning if inotify is missing). */
+void reloader_init(struct reloader *r, const struct config *cfg, struct tunnel *t);
+
+/** reloader_close(r): stop watching. */
+void reloader_close(struct reloader *r);
 
 /** upstream_init(u, spec, name, err, errsz): resolve spec (host:port) into u;
  *  name, if not NULL, is the name to verify instead of spec's host. */

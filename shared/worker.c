@@ -2,7 +2,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,13 @@
 #define PAUSE_WARN_EVERY 10.	/* seconds between "paused" warnings */
 #define WATCH_SETTLE 0.5	/* seconds of quiet after a file event before reloading */
 
+/* A watched inotify fd: drain its events, reload once they settle. */
+struct watch {
+	const struct workers_hooks *hooks;	/* NULL: not watching */
+	ev_io io;
+	ev_timer settle;
+};
+
 struct worker {
 	struct conn_set set;	/* first: on_empty gets &w->set */
 	pthread_t thread;
@@ -22,14 +28,64 @@ struct worker {
 	int lfd;
 	ev_io accept_w;
 	ev_timer pause_w;	/* re-checks the gate while accepting is paused */
-	ev_async stop_w;	/* from the main thread: stop (and maybe force) */
+	ev_async stop_w;	/* from any thread: stop (and maybe force) */
 	atomic_int force;
-	struct ev_loop *main_loop;
-	ev_async *done_w;	/* to the main thread: this worker has ended */
-	atomic_int *ended;	/* how many workers have ended */
+	struct watch watch;
+	struct worker_thread th;
 };
 
 static atomic_long last_pause_warn;	/* ev_time() of the last warning, whole seconds */
+
+/* -------------------------------------------------------------------------
+ * file watching, on whichever loop runs it */
+
+/* watch_cb: file events come in bursts (an editor's rename, Kubernetes'
+ * symlink swap): drain them and reload once things settle. */
+static void watch_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct watch *wt = io->data;
+	char buf[4096];
+
+	(void)revents;
+	while (read(io->fd, buf, sizeof(buf)) > 0)
+		;
+	ev_timer_stop(loop, &wt->settle);
+	ev_timer_set(&wt->settle, WATCH_SETTLE, 0.);
+	ev_timer_start(loop, &wt->settle);
+}
+
+static void settle_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	struct watch *wt = tw->data;
+
+	(void)loop;
+	(void)revents;
+	wt->hooks->reload(wt->hooks->arg, 0);
+}
+
+static void watch_start(struct ev_loop *loop, struct watch *wt, const struct workers_hooks *h)
+{
+	if (h == NULL || h->watch_fd < 0 || h->reload == NULL)
+		return;
+	wt->hooks = h;
+	ev_io_init(&wt->io, watch_cb, h->watch_fd, EV_READ);
+	wt->io.data = wt;
+	ev_init(&wt->settle, settle_cb);
+	wt->settle.data = wt;
+	ev_io_start(loop, &wt->io);
+}
+
+static void watch_stop(struct ev_loop *loop, struct watch *wt)
+{
+	if (wt->hooks == NULL)
+		return;
+	ev_io_stop(loop, &wt->io);
+	ev_timer_stop(loop, &wt->settle);
+	wt->hooks = NULL;
+}
+
+/* -------------------------------------------------------------------------
+ * one worker */
 
 static void worker_pause(struct worker *w, const char *why)
 {
@@ -44,21 +100,19 @@ static void worker_pause(struct worker *w, const char *why)
 		    w->set.t->max_conns);
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+/* accept_batch(w): accept up to ACCEPT_BATCH connections; how many. */
+static int accept_batch(struct worker *w)
 {
-	struct worker *w = io->data;
 	struct tunnel *t = w->set.t;
 	struct sock_addr peer;
 	int i, fd;
 
-	(void)loop;
-	(void)revents;
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		/* Take a slot first, so workers together never pass max-conns. */
 		if (atomic_fetch_add(&t->active, 1) >= t->max_conns) {
 			atomic_fetch_sub(&t->active, 1);
 			worker_pause(w, "max_conns");
-			return;
+			return i;
 		}
 		if ((fd = sock_accept(w->lfd, &peer)) < 0) {
 			int e = errno;
@@ -68,10 +122,18 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				worker_pause(w, e == ENOMEM || e == ENOBUFS ? "out_of_memory" : "out_of_fds");
 			else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED)
 				log_warn("accept failed", "reason=%s", strerror(e));
-			return;
+			return i;
 		}
 		conn_start(&w->set, fd, &peer);
 	}
+	return i;
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	(void)accept_batch(io->data);
 }
 
 static void pause_cb(struct ev_loop *loop, ev_timer *tw, int revents)
@@ -96,31 +158,148 @@ static void stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 
 	(void)revents;
 	if (w->lfd >= 0) {
+		/* What already waits in the backlog was connected: take it and let
+		 * it finish like the rest, rather than reset it with the listener. */
+		if (!atomic_load(&w->force))
+			while (accept_batch(w) == ACCEPT_BATCH)
+				;
 		ev_io_stop(loop, &w->accept_w);
 		ev_timer_stop(loop, &w->pause_w);
 		close(w->lfd);
 		w->lfd = -1;
 	}
+	watch_stop(loop, &w->watch);
 	conn_set_stop(&w->set, atomic_load(&w->force));
+}
+
+struct worker *worker_new(struct tunnel *t, int lfd)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	struct ev_loop *loop = NULL;
+
+	if (w == NULL || (loop = ev_loop_new(EVFLAG_AUTO)) == NULL ||
+	    conn_set_init(&w->set, loop, t) < 0) {
+		if (loop != NULL)
+			ev_loop_destroy(loop);
+		free(w);
+		close(lfd);
+		log_error("cannot create an event loop", NULL);
+		return NULL;
+	}
+	w->lfd = lfd;
+	w->set.on_empty = on_empty;
+	ev_set_userdata(loop, w);
+	ev_io_init(&w->accept_w, accept_cb, lfd, EV_READ);
+	w->accept_w.data = w;
+	ev_init(&w->pause_w, pause_cb);
+	w->pause_w.repeat = PAUSE_RETRY;
+	w->pause_w.data = w;
+	ev_async_init(&w->stop_w, stop_cb);
+	w->stop_w.data = w;
+	ev_io_start(loop, &w->accept_w);
+	ev_async_start(loop, &w->stop_w);
+	return w;
+}
+
+void worker_watch(struct worker *w, const struct workers_hooks *hooks)
+{
+	watch_start(w->set.loop, &w->watch, hooks);
+}
+
+/* Around the wait for events: let go of w->quiet while blocked. */
+static void quiet_release(struct ev_loop *loop)
+{
+	struct worker *w = ev_userdata(loop);
+
+	pthread_mutex_unlock(w->th.quiet);
+}
+
+static void quiet_acquire(struct ev_loop *loop)
+{
+	struct worker *w = ev_userdata(loop);
+
+	pthread_mutex_lock(w->th.quiet);
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	if (w->th.began != NULL)
+		w->th.began(w->th.arg);
+	if (w->th.quiet != NULL)
+		pthread_mutex_lock(w->th.quiet);
 	ev_run(w->set.loop, 0);
-	atomic_fetch_add(w->ended, 1);
-	ev_async_send(w->main_loop, w->done_w);
+	watch_stop(w->set.loop, &w->watch);
+	if (w->th.quiet != NULL)
+		pthread_mutex_unlock(w->th.quiet);
+	if (w->th.ended != NULL)
+		w->th.ended(w->th.arg);
 	return NULL;
 }
 
+int worker_start(struct worker *w, const struct worker_thread *th)
+{
+	sigset_t all, old;
+	int rc;
+
+	if (th != NULL)
+		w->th = *th;
+	if (w->th.quiet != NULL)
+		ev_set_loop_release_cb(w->set.loop, quiet_release, quiet_acquire);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		log_error("cannot start a worker thread", "reason=%s", strerror(rc));
+		return -1;
+	}
+	w->started = 1;
+	return 0;
+}
+
+void worker_stop(struct worker *w, int force)
+{
+	if (force)
+		atomic_store(&w->force, 1);
+	ev_async_send(w->set.loop, &w->stop_w);
+}
+
+void worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	if (w->lfd >= 0)
+		close(w->lfd);
+	conn_set_free(&w->set);
+	ev_loop_destroy(w->set.loop);
+	free(w);
+}
+
+void worker_abandon(struct worker *w)
+{
+	conn_set_abandon(&w->set);
+	if (w->lfd >= 0)
+		close(w->lfd);
+	conn_set_free(&w->set);
+	ev_loop_destroy(w->set.loop);	/* closes the loop's own fds; touches no watcher */
+	free(w);
+}
+
+/* -------------------------------------------------------------------------
+ * the daemons: n workers under a main loop that takes the signals */
+
 struct main_state {
-	struct worker *w;
+	struct ev_loop *loop;
+	struct worker **w;
 	int n, running, signals;
 	atomic_int ended;
+	ev_async done_w;	/* from a worker thread: it has ended */
 	const struct workers_hooks *hooks;
-	ev_io watch_w;
-	ev_timer settle_w;
+	struct watch watch;
 };
 
 static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
@@ -146,35 +325,17 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 		    "signal=%d", sw->signum);
 	else
 		log_info("stopping now: dropping open connections", "signal=%d", sw->signum);
-	for (i = 0; i < m->n; i++) {
-		if (m->signals > 1)
-			atomic_store(&m->w[i].force, 1);
-		ev_async_send(m->w[i].set.loop, &m->w[i].stop_w);
-	}
+	for (i = 0; i < m->running; i++)
+		worker_stop(m->w[i], m->signals > 1);
 }
 
-/* watch_cb: file events come in bursts (an editor's rename, Kubernetes'
- * symlink swap): drain them and reload once things settle. */
-static void watch_cb(struct ev_loop *loop, ev_io *io, int revents)
+/* On a worker's thread, as it ends. */
+static void worker_ended(void *arg)
 {
-	struct main_state *m = io->data;
-	char buf[4096];
+	struct main_state *m = arg;
 
-	(void)revents;
-	while (read(io->fd, buf, sizeof(buf)) > 0)
-		;
-	ev_timer_stop(loop, &m->settle_w);
-	ev_timer_set(&m->settle_w, WATCH_SETTLE, 0.);
-	ev_timer_start(loop, &m->settle_w);
-}
-
-static void settle_cb(struct ev_loop *loop, ev_timer *tw, int revents)
-{
-	struct main_state *m = tw->data;
-
-	(void)loop;
-	(void)revents;
-	m->hooks->reload(m->hooks->arg, 0);
+	atomic_fetch_add(&m->ended, 1);
+	ev_async_send(m->loop, &m->done_w);
 }
 
 static void done_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -189,118 +350,64 @@ static void done_cb(struct ev_loop *loop, ev_async *a, int revents)
 int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
     const struct workers_hooks *hooks)
 {
-	struct ev_loop *main_loop = ev_default_loop(0);
-	struct main_state m = { .n = n, .hooks = hooks };
+	struct main_state m = { .loop = ev_default_loop(0), .n = n, .hooks = hooks };
 	static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	enum { NSIG_WATCHED = sizeof(signums) / sizeof(signums[0]) };
 	ev_signal sig[NSIG_WATCHED];
-	ev_async done_w;
-	sigset_t block, old;
 	char addr[SOCK_NTOP_MAX];
-	int i, rc = 1;
+	int i, lfd, rc = 1;
 
-	if (main_loop == NULL || (m.w = calloc((size_t)n, sizeof(*m.w))) == NULL) {
+	if (m.loop == NULL || (m.w = calloc((size_t)n, sizeof(*m.w))) == NULL) {
 		log_error("cannot set up the event loop", NULL);
 		return 1;
 	}
-	for (i = 0; i < n; i++)
-		m.w[i].lfd = -1;
-	ev_async_init(&done_w, done_cb);
-	done_w.data = &m;
-	ev_async_start(main_loop, &done_w);
+	ev_async_init(&m.done_w, done_cb);
+	m.done_w.data = &m;
+	ev_async_start(m.loop, &m.done_w);
 
 	for (i = 0; i < n; i++) {
-		struct worker *w = &m.w[i];
-		struct ev_loop *loop;
-
-		w->lfd = sock_listen(listen, 1);
-		if (w->lfd < 0) {
+		if ((lfd = sock_listen(listen, 1)) < 0) {
 			log_error("cannot listen", "listen=%s reason=%s", sock_ntop(listen, addr),
 			    strerror(errno));
 			goto out;
 		}
-		if ((loop = ev_loop_new(EVFLAG_AUTO)) == NULL ||
-		    conn_set_init(&w->set, loop, t) < 0) {
-			if (loop != NULL)
-				ev_loop_destroy(loop);
-			log_error("cannot create an event loop", NULL);
+		if ((m.w[i] = worker_new(t, lfd)) == NULL)
 			goto out;
-		}
-		w->set.on_empty = on_empty;
-		w->main_loop = main_loop;
-		w->done_w = &done_w;
-		w->ended = &m.ended;
-		ev_io_init(&w->accept_w, accept_cb, w->lfd, EV_READ);
-		w->accept_w.data = w;
-		ev_init(&w->pause_w, pause_cb);
-		w->pause_w.repeat = PAUSE_RETRY;
-		w->pause_w.data = w;
-		ev_async_init(&w->stop_w, stop_cb);
-		w->stop_w.data = w;
-		ev_io_start(w->set.loop, &w->accept_w);
-		ev_async_start(w->set.loop, &w->stop_w);
 	}
-
-	/* Worker threads inherit a mask without our signals; only the main
-	 * thread's loop takes them. */
-	sigemptyset(&block);
-	for (i = 0; i < NSIG_WATCHED; i++)
-		sigaddset(&block, signums[i]);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
 	for (i = 0; i < n; i++) {
-		if (pthread_create(&m.w[i].thread, NULL, worker_main, &m.w[i]) != 0) {
-			log_error("cannot start a worker thread", NULL);
+		struct worker_thread th = { .ended = worker_ended, .arg = &m };
+
+		if (worker_start(m.w[i], &th) < 0)
 			break;
-		}
-		m.w[i].started = 1;
 		m.running++;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	for (i = 0; i < NSIG_WATCHED; i++) {
 		ev_signal_init(&sig[i], signal_cb, signums[i]);
 		sig[i].data = &m;
-		ev_signal_start(main_loop, &sig[i]);
+		ev_signal_start(m.loop, &sig[i]);
 	}
-	ev_init(&m.settle_w, settle_cb);
-	m.settle_w.data = &m;
-	if (hooks->watch_fd >= 0 && hooks->reload != NULL) {
-		ev_io_init(&m.watch_w, watch_cb, hooks->watch_fd, EV_READ);
-		m.watch_w.data = &m;
-		ev_io_start(main_loop, &m.watch_w);
-	}
+	watch_start(m.loop, &m.watch, hooks);
 	if (m.running == n) {
 		log_info("listening", "listen=%s workers=%d", sock_ntop(listen, addr), n);
 		rc = 0;
 	} else {
 		m.signals = 1;	/* a thread failed: stop the ones that run */
 		for (i = 0; i < m.running; i++)
-			ev_async_send(m.w[i].set.loop, &m.w[i].stop_w);
+			worker_stop(m.w[i], 0);
 	}
 	if (m.running > 0)
-		ev_run(main_loop, 0);
+		ev_run(m.loop, 0);
 	for (i = 0; i < NSIG_WATCHED; i++)
-		ev_signal_stop(main_loop, &sig[i]);
-	if (hooks->watch_fd >= 0 && hooks->reload != NULL)
-		ev_io_stop(main_loop, &m.watch_w);
-	ev_timer_stop(main_loop, &m.settle_w);
+		ev_signal_stop(m.loop, &sig[i]);
+	watch_stop(m.loop, &m.watch);
 	if (rc == 0)
 		log_info("stopped", NULL);
 out:
-	for (i = 0; i < n; i++) {
-		struct worker *w = &m.w[i];
-
-		if (w->started)
-			pthread_join(w->thread, NULL);
-		if (w->lfd >= 0)
-			close(w->lfd);
-		if (w->set.loop != NULL) {
-			conn_set_free(&w->set);
-			ev_loop_destroy(w->set.loop);
-		}
-	}
-	ev_async_stop(main_loop, &done_w);
-	ev_loop_destroy(main_loop);
+	for (i = 0; i < n; i++)
+		worker_free(m.w[i]);
+	ev_async_stop(m.loop, &m.done_w);
+	ev_loop_destroy(m.loop);
 	free(m.w);
 	return rc;
 }

@@ -1,7 +1,10 @@
 /* Probe: a program linked against OpenSSL making its own TLS connection.
- *   openssl_client A.B.C.D:PORT CA CERT KEY MESSAGE
+ *   openssl_client A.B.C.D:PORT CA CERT KEY MESSAGE [A.B.C.D:PORT MESSAGE2]
  * TLS (verifying the server against CA, presenting CERT/KEY), send MESSAGE,
- * read back as many bytes (an echo server) and print "echo=REPLY". */
+ * read back as many bytes (an echo server) and print "echo=REPLY".  With the
+ * second pair, first send MESSAGE2 in plaintext to that address (one the shim
+ * intercepts: in inline mode its wolfSSL core then runs beside OpenSSL),
+ * and after the TLS exchange read its reply to EOF: "plain reply=REPLY". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,20 +17,48 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* plain_send(spec, msg): connect to A.B.C.D:PORT and send msg; the fd or -1. */
+static int plain_send(const char *spec, const char *msg)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	const char *colon = strrchr(spec, ':');
+	char host[64];
+	int fd;
+
+	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
+		return -1;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1 ||
+	    (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    send(fd, msg, strlen(msg), MSG_NOSIGNAL) != (ssize_t)strlen(msg)) {
+		printf("plain: %s\n", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	char host[64], reply[4096];
-	const char *colon = argc == 6 ? strrchr(argv[1], ':') : NULL;
+	const char *colon = argc == 6 || argc == 8 ? strrchr(argv[1], ':') : NULL;
 	SSL_CTX *ctx = NULL;
 	SSL *ssl = NULL;
-	int fd = -1, rc = 1, n;
+	int fd = -1, plain = -1, rc = 1, n;
 	size_t want, got = 0;
 
 	if (colon == NULL || (size_t)(colon - argv[1]) >= sizeof(host)) {
-		fprintf(stderr, "usage: openssl_client A.B.C.D:PORT CA CERT KEY MESSAGE\n");
+		fprintf(stderr, "usage: openssl_client A.B.C.D:PORT CA CERT KEY MESSAGE "
+		    "[A.B.C.D:PORT MESSAGE2]\n");
 		return 2;
 	}
+	if (argc == 8 && (plain = plain_send(argv[6], argv[7])) < 0)
+		return 1;
 	memcpy(host, argv[1], (size_t)(colon - argv[1]));
 	host[colon - argv[1]] = '\0';
 	sin.sin_port = htons((uint16_t)atoi(colon + 1));
@@ -67,7 +98,19 @@ int main(int argc, char **argv)
 	printf("echo=%s\n", reply);
 	rc = got == want ? 0 : 1;
 	SSL_shutdown(ssl);
+	if (plain >= 0) {
+		got = 0;
+		while (got < sizeof(reply) - 1 &&
+		    (n = (int)read(plain, reply + got, sizeof(reply) - 1 - got)) > 0)
+			got += (size_t)n;
+		reply[got] = '\0';
+		printf("plain reply=%s\n", reply);
+		if (got == 0)
+			rc = 1;
+	}
 out:
+	if (plain >= 0)
+		close(plain);
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
 	if (fd >= 0)
