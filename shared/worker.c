@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct worker {
 	atomic_int force;
 	struct watch watch;
 	struct worker_thread th;
+	sem_t running;		/* posted once the thread holds th.quiet */
 };
 
 static atomic_long last_pause_warn;	/* ev_time() of the last warning, whole seconds */
@@ -229,6 +231,7 @@ static void *worker_main(void *arg)
 		w->th.began(w->th.arg);
 	if (w->th.quiet != NULL)
 		pthread_mutex_lock(w->th.quiet);
+	sem_post(&w->running);
 	ev_run(w->set.loop, 0);
 	watch_stop(w->set.loop, &w->watch);
 	if (w->th.quiet != NULL)
@@ -249,12 +252,20 @@ int worker_start(struct worker *w, const struct worker_thread *th)
 		ev_set_loop_release_cb(w->set.loop, quiet_release, quiet_acquire);
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sem_init(&w->running, 0, 0);
 	rc = pthread_create(&w->thread, NULL, worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
+		sem_destroy(&w->running);
 		log_error("cannot start a worker thread", "reason=%s", strerror(rc));
 		return -1;
 	}
+	/* Return only once the thread is set up (its start-up allocates) and
+	 * holds th.quiet: whoever takes th.quiet from now on sees it between
+	 * events, never half-way through its own creation. */
+	while (sem_wait(&w->running) != 0 && errno == EINTR)
+		;
+	sem_destroy(&w->running);
 	w->started = 1;
 	return 0;
 }
