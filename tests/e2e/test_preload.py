@@ -263,6 +263,38 @@ def test_intercepted_name_is_followed_when_it_moves(tf, route, every):
 # ---------------------------------------------------------------------------
 # inline mode: fork, exit, reload
 
+def test_exec_keeps_the_shim(tf, route):
+    """A program that connects, then execs another that connects: the
+    environment carries the shim into the new image, which works alike."""
+    second = ("import socket\n"
+              "s = socket.create_connection(('127.0.0.77', 24224), timeout=10)\n"
+              "s.sendall(b'after-exec')\n"
+              "print(s.recv(100).decode(), flush=True)\n")
+    first = ("import os, socket, sys\n"
+             "s = socket.create_connection(('127.0.0.77', 24224), timeout=10)\n"
+             "s.sendall(b'before-exec')\n"
+             "print(s.recv(100).decode(), flush=True)\n"
+             "s.close()\n"
+             f"os.execv('/usr/bin/python3', ['python3', '-c', {second!r}])\n")
+    p = tf.popen(["/usr/bin/python3", "-c", first], env=route.env(), stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
+    assert serve_one(route.sink) == b"before-exec"
+    assert serve_one(route.sink) == b"after-exec"
+    rc, out, err = finish(p)
+    assert (rc, out) == (0, "reply:before-exec\nreply:after-exec\n"), err
+
+
+def test_inline_core_starts_only_when_needed(tf):
+    """Loading the shim costs nothing until an intercepted connect: no thread,
+    no certificate read (here the key is unreadable, and nothing says so)."""
+    conf = client_conf(tf, "127.0.0.1:9", key=tf.tmp / "missing.key")
+    r = subprocess.run(["/usr/bin/python3", "-c",
+                        "import os; print(len(os.listdir('/proc/self/task')))"],
+                       capture_output=True, text=True, env=shim_env(TLSFWD_CONFIG=conf),
+                       timeout=wait_time(30))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "1\n", "")
+
+
 def test_inline_fork_after_the_core_started(tf):
     """The parent's core runs when it forks: each child gets none of the
     parent's tunnel sockets, starts its own core, and the parent's open
