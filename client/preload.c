@@ -170,6 +170,21 @@ static void real_resolve(void)
 /* -------------------------------------------------------------------------
  * configuration */
 
+/*- The host program's fd 2, unless it has become an internet socket: a
+ * program that closed stderr may have reused fd 2 for a connection (inetd-style
+ * services even run with it), and a line written there would corrupt that
+ * stream.  A terminal, file, pipe or Unix socket (journald) is fine. */
+void preload_stderr(const char *line, size_t n)
+{
+	int domain;
+	socklen_t len = sizeof(domain);
+
+	if (getsockopt(STDERR_FILENO, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+	    (domain == AF_INET || domain == AF_INET6))
+		return;
+	(void)!write(STDERR_FILENO, line, n);
+}
+
 void preload_say(const char *fmt, ...)
 {
 	char line[512];
@@ -182,7 +197,7 @@ void preload_say(const char *fmt, ...)
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
-	(void)!write(2, line, (size_t)n);
+	preload_stderr(line, (size_t)n);
 }
 
 __attribute__((format(printf, 1, 2)))

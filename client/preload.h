@@ -19,6 +19,10 @@ int inline_configure(const char *path, char *problem, size_t n);
  *  core cannot run (said once on stderr). */
 int inline_target(struct sockaddr_in *to);
 
+/** preload_stderr(line, n): write to the program's stderr, unless fd 2 has
+ *  become an internet socket (then the line is dropped). */
+void preload_stderr(const char *line, size_t n);
+
 /** preload_say(fmt, ...): one "tlsfwd-preload: ..." line on stderr. */
 void preload_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -143,6 +143,7 @@ static int core_start(char *err, size_t errsz)
 
 	log_setup("tlsfwd-preload", (enum log_level)core.cfg.log_level,
 	    (enum log_format)core.cfg.log_format);
+	log_set_output(preload_stderr);
 	if (tls_init() < 0) {
 		snprintf(err, errsz, "cannot initialise wolfSSL");
 		return -1;

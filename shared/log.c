@@ -13,6 +13,13 @@ static const char *log_prog = "tlsfwd";
 static enum log_level log_max = LOG_INFO;
 static enum log_format log_fmt = LOG_LOGFMT;
 
+static void write_stderr(const char *line, size_t n)
+{
+	(void)!write(STDERR_FILENO, line, n);
+}
+
+static void (*log_out)(const char *, size_t) = write_stderr;
+
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 struct line {
@@ -81,6 +88,11 @@ void log_setup(const char *prog, enum log_level level, enum log_format format)
 	log_prog = prog;
 	log_max = level;
 	log_fmt = format;
+}
+
+void log_set_output(void (*out)(const char *line, size_t n))
+{
+	log_out = out != NULL ? out : write_stderr;
 }
 
 int log_enabled(enum log_level level)
@@ -175,5 +187,5 @@ void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 	if (log_fmt == LOG_JSON)
 		put(&l, "}", 1);
 	l.buf[l.len++] = '\n';
-	(void)!write(STDERR_FILENO, l.buf, l.len);
+	log_out(l.buf, l.len);
 }

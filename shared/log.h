@@ -2,11 +2,17 @@
 #ifndef TLSFWD_LOG_H
 #define TLSFWD_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum log_format { LOG_LOGFMT, LOG_JSON };
 
 /** log_setup(prog, level, format): set the program name and what is printed. */
 void log_setup(const char *prog, enum log_level level, enum log_format format);
+
+/** log_set_output(out): where finished lines go (each with its '\n');
+ *  NULL: stderr, one write(2) per line. */
+void log_set_output(void (*out)(const char *line, size_t n));
 
 /** log_enabled(level): non-zero if a line at this level would be printed. */
 int log_enabled(enum log_level level);

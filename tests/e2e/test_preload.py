@@ -60,7 +60,7 @@ class Route:
             self.client = tf.client(self.server)
             self.shim = {"TLSFWD_CLIENT": self.client.address}
         else:
-            self.conf = client_conf(tf, self.server, log_level="warn", **conf)
+            self.conf = client_conf(tf, self.server, **{"log_level": "warn", **conf})
             self.shim = {"TLSFWD_CONFIG": self.conf}
 
     def env(self, intercept=FLUENTD, **extra):
@@ -282,6 +282,34 @@ def test_exec_keeps_the_shim(tf, route):
     assert serve_one(route.sink) == b"after-exec"
     rc, out, err = finish(p)
     assert (rc, out) == (0, "reply:before-exec\nreply:after-exec\n"), err
+
+
+def test_inline_logs_never_go_into_a_socket_on_fd_2(tf):
+    """A program that closed stderr, whose next socket (its Fluentd
+    connection) became fd 2: the core's log lines must not be written into it."""
+    sink = tf.tcp_sink()
+    r = Route(tf, "inline", sink, log_level="debug")
+    script = ("import os, socket\n"
+              "os.close(2)\n"
+              "s = socket.create_connection(('127.0.0.77', 24224), timeout=10)\n"
+              "assert s.fileno() == 2, s.fileno()\n"
+              "s.sendall(b'only-this')\n"
+              "print(s.recv(100).decode(), flush=True)\n"     # the tunnel is up and logged
+              "s.shutdown(socket.SHUT_WR)\n"
+              "s.recv(100)\n")
+    p = tf.popen(["/usr/bin/python3", "-c", script], env=r.env(), stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
+    conn = sink.accept()
+    data = bytearray()
+    while len(data) < len(b"only-this") and (chunk := conn.recv(4096)):
+        data += chunk
+    conn.sendall(b"ok")
+    while chunk := conn.recv(4096):           # then EOF, with nothing in between
+        data += chunk
+    conn.close()
+    rc, out, err = finish(p)
+    assert (rc, out) == (0, "ok\n"), err
+    assert bytes(data) == b"only-this"
 
 
 def test_inline_core_starts_only_when_needed(tf):
