@@ -57,6 +57,26 @@ sys.exit(0 if ok else "fluent-logger could not deliver the event: %s" % s.last_e
 PY
 wait_for "$d/sink.out" demo.hello
 
+echo "== a program with Fluentd hard-coded at 127.0.0.77:24224, no tlsfwd-client:"
+echo "   LD_PRELOAD=libtlsfwd-preload.so, inline mode (the client runs inside the program)"
+cat >"$d/inline.conf" <<CONF
+server = localhost:$server_port
+ca = $d/ca.crt
+cert = $d/client.crt
+key = $d/client.key
+log-level = warn
+CONF
+LD_PRELOAD="$b/libtlsfwd-preload.so" TLSFWD_INTERCEPT=127.0.0.77:24224 \
+TLSFWD_CONFIG="$d/inline.conf" $py - <<'PY'
+import sys
+from fluent import sender
+s = sender.FluentSender("demo", host="127.0.0.77", port=24224, verbose=False)
+ok = s.emit("inline", {"message": "hello from an unmodified program, via the preload shim"})
+s.close()
+sys.exit(0 if ok else "fluent-logger could not deliver the event: %s" % s.last_error)
+PY
+wait_for "$d/sink.out" demo.inline
+
 echo "== the sink received:"
 cat "$d/sink.out"
 echo "== server log:"
