@@ -5,7 +5,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-b="$top/build"
+b=${TLSFWD_BUILD:-$top/build}	# the test suite runs the demo with its own build
 d="$b/demo"
 client_port=${DEMO_CLIENT:-24224}
 server_port=${DEMO_SERVER:-24284}
