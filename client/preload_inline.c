@@ -63,8 +63,8 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 int inline_configure(const char *path, char *problem, size_t n)
 {
-	char prog[] = "tlsfwd-preload", flag[] = "--config", err[1024];
-	char *argv[] = { prog, flag, (char *)path, NULL };
+	static char prog[] = "tlsfwd-preload", flag[] = "--config";	/* cfg keeps prog */
+	char *argv[] = { prog, flag, (char *)path, NULL }, err[1024];
 
 	if (config_load(&core.cfg, ROLE_CLIENT, prog, 3, argv, err, sizeof(err)) < 0) {
 		snprintf(problem, n, "TLSFWD_CONFIG: %s", err);
