@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, wait_time
+from conftest import BUILD, VALGRIND, wait_time
 
 SHIM = BUILD / "libtlsfwd-preload.so"
 PROBES = BUILD / "probe"
@@ -67,12 +67,23 @@ class Route:
         return shim_env(intercept, **self.shim, **extra)
 
 
-def probe(tf, name, *args, env):
+def probe(tf, name, *args, env, valgrind=True):
+    """Start a C probe under the shim; with TLSFWD_VALGRIND=1 under valgrind too
+    (the shim and, in inline mode, the whole client core inside it): a memory
+    error or a definite leak makes the probe (or a forked child) exit 99.
+    valgrind=False where the test counts stderr lines: valgrind's launcher is
+    a process image of its own that loads the shim from the environment."""
     path = PROBES / name
     if not path.exists():
         pytest.fail(f"{path} is missing (make {path})", pytrace=False)
-    return tf.popen([path, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    text=True)
+    cmd = [path, *args]
+    if VALGRIND and valgrind:
+        env = dict(env)
+        cmd = ["valgrind", "-q", "--trace-children=yes", "--error-exitcode=99",
+               "--leak-check=full", "--errors-for-leak-kinds=definite",
+               f"--log-file={tf.tmp}/{name}.valgrind.%p",
+               "/usr/bin/env", f"LD_PRELOAD={env.pop('LD_PRELOAD')}", *cmd]
+    return tf.popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc):
@@ -446,7 +457,7 @@ def test_misconfigured_shim_refuses_and_says_so(tf, case):
         "config-bad-cert": (guarded.address, {"TLSFWD_CONFIG": no_cert}, "missing.crt"),
     }[case]
     p = probe(tf, "blocking", guarded.address, "secret", direct.address, "fine",
-              env=shim_env(intercept=intercept, **shim))
+              env=shim_env(intercept=intercept, **shim), valgrind=False)
     assert serve_one(direct) == b"fine"
     rc, out, err = finish(p)
     assert rc == 1
