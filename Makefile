@@ -101,7 +101,7 @@ $(B)/libtlsfwd-preload.so: $(PIC_OBJ) $(B)/pic/libev.o client/preload.map
 	    -Wl,-Bstatic -lmsgpackc -Wl,-Bdynamic -lm -ldl -pthread
 
 # Small C programs the preload e2e tests run under the shim.
-$(B)/probe/%: tests/preload/%.c
+$(B)/probe/%: tests/preload/%.c tests/preload/probe.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(if $(findstring openssl,$*),-lssl -lcrypto) -pthread
 

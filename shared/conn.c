@@ -166,6 +166,34 @@ static void end_close(struct conn *c, struct end *e, int abortive)
 
 static void end_open(struct conn *c, struct end *e, int fd);
 
+/* conn_free(c, abortive): stop c's watchers and timer, free its TLS and
+ * buffers, close both sockets (with RST if abortive) and forget c. */
+static void conn_free(struct conn *c, int abortive)
+{
+	struct conn_set *s = c->s;
+	struct tunnel *t = s->t;
+	int i;
+
+	verdict_free(c);
+	ev_timer_stop(s->loop, &c->timer);
+	for (i = 0; i < 2; i++) {
+		end_close(c, &c->end[i], abortive);
+		ring_free(&c->ring[i]);
+	}
+	tls_policy_release(c->pol);
+	if (t->peers != NULL)
+		peers_release(t->peers, &c->peer_addr);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->n--;
+	atomic_fetch_sub(&t->active, 1);
+	free(c);
+}
+
 /* conn_drop(c, why, detail): the one teardown path.  Logs once, stops every
  * watcher and the timer, frees TLS and buffers, closes both sockets and
  * forgets c.  Returns -1 so callers can `return conn_drop(...)`. */
@@ -173,7 +201,6 @@ static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
 {
 	struct conn_set *s = c->s;
 	struct tunnel *t = s->t;
-	int i;
 
 	if (log_enabled(reasons[why].level)) {
 		/* The server names its upstream only once it tried it. */
@@ -192,24 +219,7 @@ static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
 		audit(c, AUDIT_DENY, detail);
 	else if (c->end[0].ready)
 		audit(c, AUDIT_CLOSE, detail);
-	verdict_free(c);
-	ev_timer_stop(s->loop, &c->timer);
-	for (i = 0; i < 2; i++) {
-		end_close(c, &c->end[i], reasons[why].abortive);
-		ring_free(&c->ring[i]);
-	}
-	tls_policy_release(c->pol);
-	if (t->peers != NULL)
-		peers_release(t->peers, &c->peer_addr);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->head = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	s->n--;
-	atomic_fetch_sub(&t->active, 1);
-	free(c);
+	conn_free(c, reasons[why].abortive);
 	if (s->stopping && s->n == 0 && s->on_empty != NULL)
 		s->on_empty(s);
 	return -1;
@@ -879,27 +889,10 @@ void conn_set_free(struct conn_set *s)
 
 void conn_set_abandon(struct conn_set *s)
 {
-	struct conn *c, *next;
-	int i;
-
-	for (c = s->head; c != NULL; c = next) {
-		next = c->next;
-		for (i = 0; i < 2; i++) {
-			if (c->end[i].ssl != NULL)
-				wolfSSL_free(c->end[i].ssl);	/* frees; sends nothing */
-			if (c->end[i].fd >= 0)
-				close(c->end[i].fd);
-			ring_free(&c->ring[i]);
-		}
-		verdict_free(c);
-		tls_policy_release(c->pol);
-		if (s->t->peers != NULL)
-			peers_release(s->t->peers, &c->peer_addr);
-		free(c);
-	}
-	atomic_fetch_sub(&s->t->active, s->n);
-	s->head = NULL;
-	s->n = 0;
+	/* Watchers and timers only change the loop's memory until it runs
+	 * again, which it never will; no RST: the sockets are the parent's too. */
+	while (s->head != NULL)
+		conn_free(s->head, 0);
 }
 
 void conn_set_stop(struct conn_set *s, int force)

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 static int parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[128];
@@ -47,8 +49,7 @@ static int exchange(const char *spec, const char *msg)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char reply[4096];
-	size_t got = 0;
-	ssize_t n;
+	size_t got;
 	int fd;
 
 	if (parse_addr(spec, &ss, &len) != 0) {
@@ -71,9 +72,7 @@ static int exchange(const char *spec, const char *msg)
 		close(fd);
 		return -1;
 	}
-	while (got < sizeof(reply) - 1 && (n = read(fd, reply + got, sizeof(reply) - 1 - got)) > 0)
-		got += (size_t)n;
-	reply[got] = '\0';
+	got = probe_read_all(fd, reply, sizeof(reply));
 	close(fd);
 	printf("%s reply=%s\n", spec, reply);
 	return got > 0 ? 0 : -1;

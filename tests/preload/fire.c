@@ -11,25 +11,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	char host[64], buf[65536];
-	const char *colon = argc == 3 ? strrchr(argv[1], ':') : NULL;
+	struct sockaddr_in sin;
+	char buf[65536];
 	long total, sent = 0;
 	size_t i;
 	int fd;
 
-	if (colon == NULL || (size_t)(colon - argv[1]) >= sizeof(host)) {
+	if (argc != 3 || probe_addr4(argv[1], &sin) != 0 || (total = atol(argv[2])) < 0) {
 		fprintf(stderr, "usage: fire A.B.C.D:PORT BYTES\n");
 		return 2;
 	}
-	memcpy(host, argv[1], (size_t)(colon - argv[1]));
-	host[colon - argv[1]] = '\0';
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	total = atol(argv[2]);
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1 || total < 0)
-		return 2;
 	for (i = 0; i < sizeof(buf); i++)
 		buf[i] = (char)('0' + i % 10);
 	fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 static int sockets_open(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -38,8 +40,7 @@ static int sockets_open(void)
 
 static int exchange(const struct sockaddr_in *sin, const char *msg, char *reply, size_t size)
 {
-	size_t got = 0;
-	ssize_t n;
+	size_t got;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	if (fd < 0 || connect(fd, (const struct sockaddr *)sin, sizeof(*sin)) != 0 ||
@@ -47,9 +48,7 @@ static int exchange(const struct sockaddr_in *sin, const char *msg, char *reply,
 		snprintf(reply, size, "error: %s", strerror(errno));
 		return -1;
 	}
-	while (got < size - 1 && (n = read(fd, reply + got, size - 1 - got)) > 0)
-		got += (size_t)n;
-	reply[got] = '\0';
+	got = probe_read_all(fd, reply, size);
 	close(fd);
 	return got > 0 ? 0 : -1;
 }
@@ -69,24 +68,14 @@ static int worker(const struct sockaddr_in *sin, int i, int count)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	char host[64], reply[256];
-	const char *colon = argc == 3 || argc == 4 ? strrchr(argv[1], ':') : NULL;
+	struct sockaddr_in sin;
+	char reply[256];
 	int i, n, status, rc = 0, parent_first = argc == 4 && strcmp(argv[3], "parent-first") == 0;
 	int fd = -1;
-	size_t got = 0;
-	ssize_t k;
+	size_t got;
 
-	if (colon == NULL || (size_t)(colon - argv[1]) >= sizeof(host) ||
-	    (argc == 4 && !parent_first)) {
+	if ((argc != 3 && !parent_first) || probe_addr4(argv[1], &sin) != 0) {
 		fprintf(stderr, "usage: forking A.B.C.D:PORT N [parent-first]\n");
-		return 2;
-	}
-	memcpy(host, argv[1], (size_t)(colon - argv[1]));
-	host[colon - argv[1]] = '\0';
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-		fprintf(stderr, "bad address %s\n", argv[1]);
 		return 2;
 	}
 	n = atoi(argv[2]);
@@ -112,10 +101,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (fd >= 0) {
-		while (got < sizeof(reply) - 1 &&
-		    (k = read(fd, reply + got, sizeof(reply) - 1 - got)) > 0)
-			got += (size_t)k;
-		reply[got] = '\0';
+		got = probe_read_all(fd, reply, sizeof(reply));
 		close(fd);
 		printf("parent reply=%s\n", reply);
 		if (got == 0)

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 static void print_peer(const char *label, int fd)
 {
 	struct sockaddr_in6 ss;		/* big enough for either family */
@@ -31,20 +33,13 @@ static void print_peer(const char *label, int fd)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	char host[64];
-	const char *colon = argc == 2 ? strrchr(argv[1], ':') : NULL;
+	struct sockaddr_in sin;
 	int fd, fd2;
 
-	if (colon == NULL || (size_t)(colon - argv[1]) >= sizeof(host)) {
+	if (argc != 2 || probe_addr4(argv[1], &sin) != 0) {
 		fprintf(stderr, "usage: getpeer A.B.C.D:PORT\n");
 		return 2;
 	}
-	memcpy(host, argv[1], (size_t)(colon - argv[1]));
-	host[colon - argv[1]] = '\0';
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
-		return 2;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {

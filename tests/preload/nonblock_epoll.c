@@ -13,20 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int parse_v4(const char *spec, struct sockaddr_in *sin)
-{
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
-		return -1;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)atoi(colon + 1));
-	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
-}
+#include "probe.h"
 
 static int wait_for(int ep, int fd, uint32_t events)
 {
@@ -49,7 +36,7 @@ int main(int argc, char **argv)
 	int fd, ep, err = 0, rc = 1;
 	ssize_t n;
 
-	if (argc != 3 || parse_v4(argv[1], &sin) != 0) {
+	if (argc != 3 || probe_addr4(argv[1], &sin) != 0) {
 		fprintf(stderr, "usage: nonblock_epoll A.B.C.D:PORT MESSAGE\n");
 		return 2;
 	}

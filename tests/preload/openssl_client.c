@@ -17,21 +17,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "probe.h"
+
 /* plain_send(spec, msg): connect to A.B.C.D:PORT and send msg; the fd or -1. */
 static int plain_send(const char *spec, const char *msg)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	const char *colon = strrchr(spec, ':');
-	char host[64];
+	struct sockaddr_in sin;
 	int fd;
 
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
-		return -1;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1 ||
-	    (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+	if (probe_addr4(spec, &sin) != 0 || (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
 	    send(fd, msg, strlen(msg), MSG_NOSIGNAL) != (ssize_t)strlen(msg)) {
@@ -44,26 +38,21 @@ static int plain_send(const char *spec, const char *msg)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	char host[64], reply[4096];
-	const char *colon = argc == 6 || argc == 8 ? strrchr(argv[1], ':') : NULL;
+	struct sockaddr_in sin;
+	char host[INET_ADDRSTRLEN], reply[4096];
 	SSL_CTX *ctx = NULL;
 	SSL *ssl = NULL;
 	int fd = -1, plain = -1, rc = 1, n;
 	size_t want, got = 0;
 
-	if (colon == NULL || (size_t)(colon - argv[1]) >= sizeof(host)) {
+	if ((argc != 6 && argc != 8) || probe_addr4(argv[1], &sin) != 0) {
 		fprintf(stderr, "usage: openssl_client A.B.C.D:PORT CA CERT KEY MESSAGE "
 		    "[A.B.C.D:PORT MESSAGE2]\n");
 		return 2;
 	}
+	inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host));
 	if (argc == 8 && (plain = plain_send(argv[6], argv[7])) < 0)
 		return 1;
-	memcpy(host, argv[1], (size_t)(colon - argv[1]));
-	host[colon - argv[1]] = '\0';
-	sin.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
-		return 2;
 	want = strlen(argv[5]);
 	if (want >= sizeof(reply))
 		return 2;
@@ -99,11 +88,7 @@ int main(int argc, char **argv)
 	rc = got == want ? 0 : 1;
 	SSL_shutdown(ssl);
 	if (plain >= 0) {
-		got = 0;
-		while (got < sizeof(reply) - 1 &&
-		    (n = (int)read(plain, reply + got, sizeof(reply) - 1 - got)) > 0)
-			got += (size_t)n;
-		reply[got] = '\0';
+		got = probe_read_all(plain, reply, sizeof(reply));
 		printf("plain reply=%s\n", reply);
 		if (got == 0)
 			rc = 1;
