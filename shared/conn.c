@@ -26,6 +26,8 @@
 #include "ring.h"
 #include "x509.h"
 
+#define TLS_RECORD_MAX 16384	/* plaintext bytes in one TLS record */
+
 enum conn_state {
 	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
 	CONN_CONNECTING,	/* TCP connect of end[1] in progress */
@@ -653,11 +655,18 @@ static int flush(struct conn *c, int k)
 		return 0;
 	if (ring_len(r) == 0)
 		return c->end[k].eof ? shut(c, d) : 0;
+	/* Each write carries MSG_MORE while the ring holds bytes beyond it, so
+	 * the kernel sends a burst as one segment; the last write of a burst,
+	 * without it, pushes them all.  conn_update() goes on writing until the
+	 * ring is empty or the socket is full, so nothing is held back. */
 	p = ring_rdata(r, &n);
 	if (d->ssl != NULL) {
 		if (d->wlen > 0)
 			n = (size_t)d->wlen;	/* wolfSSL wants the same write again */
-		rc = wolfSSL_write(d->ssl, p, (int)n);
+		else if (n > TLS_RECORD_MAX)
+			n = TLS_RECORD_MAX;	/* one record per write */
+		rc = wolfSSL_send(d->ssl, p, (int)n,
+		    MSG_NOSIGNAL | (ring_len(r) > n ? MSG_MORE : 0));
 		if (rc > 0) {
 			ring_consume(r, (size_t)rc);
 			d->wlen = 0;
@@ -671,7 +680,7 @@ static int flush(struct conn *c, int k)
 		}
 		return conn_drop(c, CONN_WRITE_ERROR, tls_failure(c, d, err));
 	}
-	rc = (int)send(d->fd, p, n, MSG_NOSIGNAL);
+	rc = (int)send(d->fd, p, n, MSG_NOSIGNAL | (ring_len(r) > n ? MSG_MORE : 0));
 	if (rc > 0) {
 		ring_consume(r, (size_t)rc);
 		if ((size_t)rc < n)
@@ -696,7 +705,10 @@ static void conn_update(struct conn *c)
 	do {
 		progress = 0;
 		for (k = 0; k < 2; k++) {
-			if ((rc = fill(c, k)) < 0 || (rc |= flush(c, k)) < 0)
+			/* Fill the ring before writing it out: fewer, larger writes. */
+			while ((rc = fill(c, k)) > 0)
+				progress = 1;
+			if (rc < 0 || (rc = flush(c, k)) < 0)
 				return;
 			progress |= rc;
 		}

@@ -39,6 +39,22 @@ def test_relay_is_byte_exact_and_in_order_both_ways(tunnel):
     assert_delivered(a, b)
 
 
+def test_the_tail_of_a_burst_is_not_held_back(tunnel):
+    """The daemons write a burst with MSG_MORE so the kernel sends it as one
+    segment; the last write of a burst must go without it, or the kernel
+    holds the tail (measured: ~0.4 s per hop).  Request/reply of sizes that end
+    a burst on a record boundary, one byte after it, or in a wrapped ring: 40
+    round trips take milliseconds; a held tail makes them take ~30 s."""
+    app, sink = tunnel.open()
+    sizes = (200, 40, 16384, 16385, 32768, 32768 + 7, 65537, 1)
+    start = time.monotonic()
+    for i in range(40):
+        send_and_expect(app, sink, os.urandom(sizes[i % len(sizes)]))
+        send_and_expect(sink, app, os.urandom(sizes[(i + 3) % len(sizes)]))
+    took = time.monotonic() - start
+    assert took < wait_time(4), f"40 round trips took {took:.1f} s: a write was held back"
+
+
 @pytest.mark.parametrize("first", ["app", "sink"])
 def test_half_close(tunnel, first):
     """`first` sends and shuts down its write side; the other side reads to
