@@ -151,6 +151,12 @@ def cpu_seconds(roots):
     return sum(table[p][1] for p in pids) / TICK
 
 
+def host_ticks():
+    """(stolen, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    f = [int(x) for x in read("/proc/stat").splitlines()[0].split()[1:]]
+    return (f[7] if len(f) > 7 else 0), sum(f[:8])
+
+
 def status_kib(pid, key):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -565,9 +571,14 @@ def phase_interleaved(title, key, pairs, fn, results, fmt):
     res = results.setdefault(key, {})
     for rnd in range(ROUNDS):
         for pair in pairs:
+            s0, t0 = host_ticks()
             r = fn(pair)
+            s1, t1 = host_ticks()
+            # CPU the hypervisor gave to others while this ran: a noisy run shows here.
+            r["host_steal_pct"] = round(100.0 * (s1 - s0) / max(1, t1 - t0), 1)
             res.setdefault(pair.name, {"runs": []})["runs"].append(r)
-            log("%-10s round %d/%d  %-16s %s" % (title, rnd + 1, ROUNDS, pair.name, fmt(r)))
+            log("%-10s round %d/%d  %-16s %s  (steal %.0f%%)" % (
+                title, rnd + 1, ROUNDS, pair.name, fmt(r), r["host_steal_pct"]))
     return res
 
 
@@ -798,6 +809,15 @@ def render(results):
     row("CPU s/GiB, 1 connection (both ends)", "bulk1", "cpu_s_per_gib", 2, "≤ 0.7×")
     row("CPU s/GiB, 8 connections (both ends)", "bulk8", "cpu_s_per_gib", 2, "≤ 0.7×")
     lines += rows
+    steal = {k: [r["host_steal_pct"] for v in t[k].values() if isinstance(v, dict)
+                 for r in v.get("runs", []) if "host_steal_pct" in r]
+             for k in ("bulk1", "bulk8", "rr", "setup") if k in t}
+    steal = {k: v for k, v in steal.items() if v}
+    if steal:
+        lines += ["", "CPU time stolen by the hypervisor during the timed runs (of the machine's "
+                  "total; a noisy host shows here, and in the direct column): " +
+                  ", ".join("%s median %.0f%%, max %.0f%%" % (k, median(v), max(v))
+                            for k, v in steal.items()) + "."]
 
     # workers
     w = t.get("workers", {})
