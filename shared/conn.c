@@ -27,6 +27,7 @@
 #include "x509.h"
 
 #define TLS_RECORD_MAX 16384	/* plaintext bytes in one TLS record */
+#define TLS_READAHEAD 32768	/* ciphertext bytes read from a TLS socket at once */
 
 enum conn_state {
 	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
@@ -79,7 +80,10 @@ struct end {
 	unsigned char truncated;	/* eof without close_notify, or reset */
 	unsigned char shut;	/* EOF has been passed on to this end */
 	unsigned char ticketed;	/* client: this connection's session was cached */
+	unsigned char drained;	/* TLS: the last recv() emptied the socket */
 	int wlen;		/* TLS: length of a write that must be retried */
+	unsigned char *rx;	/* TLS: ciphertext read ahead, NULL while none */
+	int rx_off, rx_len;	/* its unread bytes: rx[rx_off .. rx_off + rx_len) */
 };
 
 struct conn {
@@ -155,6 +159,9 @@ static void end_close(struct conn *c, struct end *e, int abortive)
 		wolfSSL_free(e->ssl);
 		e->ssl = NULL;
 	}
+	free(e->rx);
+	e->rx = NULL;
+	e->rx_len = 0;
 	if (e->fd >= 0) {
 		if (abortive) {
 			struct linger lg = { 1, 0 };
@@ -357,6 +364,62 @@ static const char *tls_failure(struct conn *c, struct end *e, int err)
 	return tls_reason(e->ssl, err);
 }
 
+/* rx_wait(e): end e's socket is empty: let go of the read-ahead buffer and
+ * wait for EV_READ. */
+static int rx_wait(struct end *e)
+{
+	e->drained = 1;
+	free(e->rx);
+	e->rx = NULL;
+	return WOLFSSL_CBIO_ERR_WANT_READ;
+}
+
+/*-
+ * tls_recv(ssl, buf, sz, e): wolfSSL's receive callback for end e.  wolfSSL
+ * asks for each record's 5-byte header, then for its body: two recv() calls
+ * per record, and one more that fails with EAGAIN once the socket is empty.
+ * Instead, read up to TLS_READAHEAD bytes at once and serve wolfSSL from
+ * them.  A recv() that returned less than it was offered emptied the socket,
+ * so the next one is not tried until EV_READ fires (io_cb clears drained):
+ * level-triggered epoll reports whatever arrived meanwhile.  The buffer lives
+ * only while the socket streams; an idle end holds none.
+ */
+static int tls_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+	struct end *e = ctx;
+	ssize_t n;
+
+	(void)ssl;
+	if (e->rx_len == 0) {
+		if (e->drained)
+			return rx_wait(e);
+		if (e->rx == NULL && (e->rx = malloc(TLS_READAHEAD)) == NULL)
+			return WOLFSSL_CBIO_ERR_GENERAL;
+		n = recv(e->fd, e->rx, TLS_READAHEAD, 0);
+		if (n == 0)
+			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+		if (n < 0) {
+			switch (errno) {	/* as wolfSSL's own callback maps them */
+			case EAGAIN:		return rx_wait(e);
+			case EINTR:		return WOLFSSL_CBIO_ERR_ISR;
+			case ECONNRESET:	return WOLFSSL_CBIO_ERR_CONN_RST;
+			case EPIPE:
+			case ECONNABORTED:	return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+			default:		return WOLFSSL_CBIO_ERR_GENERAL;
+			}
+		}
+		e->drained = n < TLS_READAHEAD;
+		e->rx_off = 0;
+		e->rx_len = (int)n;
+	}
+	if (sz > e->rx_len)
+		sz = e->rx_len;
+	memcpy(buf, e->rx + e->rx_off, (size_t)sz);
+	e->rx_off += sz;
+	e->rx_len -= sz;
+	return sz;
+}
+
 /* tls_start(c, e): a WOLFSSL for end e; the client sets what to verify. */
 static int tls_start(struct conn *c, struct end *e)
 {
@@ -365,6 +428,8 @@ static int tls_start(struct conn *c, struct end *e)
 	if ((e->ssl = wolfSSL_new(c->pol->ctx)) == NULL)
 		return conn_drop(c, CONN_NOMEM, "tls_new");
 	wolfSSL_set_fd(e->ssl, e->fd);
+	wolfSSL_SSLSetIORecv(e->ssl, tls_recv);
+	wolfSSL_SetIOReadCtx(e->ssl, e);
 	wolfSSL_set_verify(e->ssl, t->role == ROLE_SERVER ?
 	    WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT : WOLFSSL_VERIFY_PEER, verify_cb);
 	wolfSSL_SetCertCbCtx(e->ssl, c);
@@ -705,12 +770,16 @@ static void conn_update(struct conn *c)
 	do {
 		progress = 0;
 		for (k = 0; k < 2; k++) {
-			/* Fill the ring before writing it out: fewer, larger writes. */
+			/* Fill the ring, then write all of it out: fewer,
+			 * larger reads and writes than alternating them. */
 			while ((rc = fill(c, k)) > 0)
 				progress = 1;
-			if (rc < 0 || (rc = flush(c, k)) < 0)
+			if (rc < 0)
 				return;
-			progress |= rc;
+			while ((rc = flush(c, k)) > 0)
+				progress = 1;
+			if (rc < 0)
+				return;
 		}
 		moved |= progress;
 	} while (progress);
@@ -751,6 +820,8 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	int ev = revents & (EV_READ | EV_WRITE);
 
 	(void)loop;
+	if (ev & EV_READ)
+		e->drained = 0;
 	if (e->rwait & ev)
 		e->rwait = 0;
 	if (e->wwait & ev)

@@ -10,8 +10,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import (KiB, MiB, SLOW, Endpoint, Tunnel, assert_delivered, exchange,
-                      free_port, pair_endpoints, recv_exact, run_endpoints, scaled,
+from conftest import (KiB, MiB, SLOW, Endpoint, Tunnel, assert_delivered, connect, exchange,
+                      fmt_addr, free_port, pair_endpoints, recv_exact, run_endpoints, scaled,
                       send_and_expect, wait_closed, wait_time)
 
 
@@ -197,3 +197,92 @@ def test_failover_to_the_next_server(tf):
         send_and_expect(far, app, b"ok")
         app.close()
         far.close()
+
+
+class FragmentingRelay:
+    """A TCP relay between tlsfwd-client and tlsfwd-server that hands the TLS
+    stream on in pieces of changing sizes, each written on its own after a
+    short pause, so that the reader's recv() sees records cut anywhere: in a
+    header, in a body, a record's tail with the next one's head."""
+
+    SIZES = (1, 2, 3, 4, 5, 6, 7, 300, 16389, 5, 16384 + 22, 1, 40000, 9, 70000)
+
+    def __init__(self, tf, target):
+        self.target = target.address
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.address = fmt_addr(self.lsock.getsockname())
+        self.cut_headers = 0     # pieces of 5 bytes or less: a header is cut
+        self.several = 0         # pieces longer than one whole record
+        self._socks = []
+        tf._closers.append(self.close)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        try:
+            down, _ = self.lsock.accept()
+        except OSError:
+            return
+        up = connect(self.target)
+        self._socks += [down, up]
+        for src, dst in ((down, up), (up, down)):
+            threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        pending, i = b"", 0
+        try:
+            while True:
+                data = src.recv(256 * KiB)
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                pending += data
+                while pending:
+                    n = self.SIZES[i % len(self.SIZES)]
+                    i += 1
+                    more = self._more(src) if n > len(pending) else b""
+                    if more:
+                        # A large piece is one recv() for the reader only
+                        # if it goes out whole: wait a little for the rest.
+                        pending += more
+                        i -= 1
+                        continue
+                    piece, pending = pending[:n], pending[n:]
+                    dst.sendall(piece)
+                    self.cut_headers += len(piece) <= 5
+                    self.several += len(piece) > 16384 + 256 + 5
+                    time.sleep(0.002)
+        except OSError:
+            return
+
+    @staticmethod
+    def _more(src):
+        """What arrives on src within 50 ms (b"" if nothing does)."""
+        src.settimeout(0.05)
+        try:
+            return src.recv(256 * KiB)
+        except socket.timeout:
+            return b""
+        finally:
+            src.settimeout(None)
+
+    def close(self):
+        self.lsock.close()
+        for s in self._socks:
+            s.close()
+
+
+def test_tls_records_cut_anywhere_are_reassembled(tf):
+    """Both daemons read TLS ahead of wolfSSL (up to 32 KiB per recv()) and
+    stop trying once a recv() came up short; records that arrive cut at any
+    byte, or several in one piece, must come out whole and in order, both
+    ways, without waiting for more input than the peer sent."""
+    sink = tf.tcp_sink()
+    server = tf.server(sink)
+    relay = FragmentingRelay(tf, server)
+    client = tf.client(relay.address)
+    app = tf.connect(client)
+    far = sink.accept()
+    for size in (1, 200, 4095, 16384, 16385, 100 * KiB + 3):
+        send_and_expect(app, far, os.urandom(size))
+        send_and_expect(far, app, os.urandom(size))
+    assert relay.cut_headers > 10 and relay.several > 0, "the relay did not fragment"
