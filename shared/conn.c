@@ -770,7 +770,7 @@ static int flush(struct conn *c, int k)
 static void conn_update(struct conn *c)
 {
 	unsigned long long start = c->bytes[0] + c->bytes[1];
-	int k, rc, moved = 0, progress;
+	int k, rc, moved = 0, progress, cut = 0;
 
 	do {
 		progress = 0;
@@ -787,26 +787,27 @@ static void conn_update(struct conn *c)
 				return;
 		}
 		moved |= progress;
-		/*-
-		 * A sender that always has a full buffer waiting and a receiver
-		 * that never pushes back would keep this loop going for ever,
-		 * and the worker's other connections would wait: measured, a
-		 * 200-byte request/reply beside such a flood had a p99 of 64 ms
-		 * and a max of 372 ms; with 64 KiB turns, 1.7 ms and 7.5 ms (bulk
-		 * CPU per GiB within noise of 256 KiB turns).  Bytes may wait
-		 * inside wolfSSL or the read-ahead, where no socket event would
-		 * report them, so the rest of the turn is a timer due at once:
-		 * it runs in the next loop iteration, after the events that are
-		 * pending now.
-		 */
-		if (progress && c->bytes[0] + c->bytes[1] - start >= CONN_TURN) {
-			if (!ev_is_active(&c->turn))
-				ev_timer_start(c->s->loop, &c->turn);
-			break;
-		}
-	} while (progress);
+		cut = progress && c->bytes[0] + c->bytes[1] - start >= CONN_TURN;
+	} while (progress && !cut);
 	if (moved)
 		c->last = ev_now(c->s->loop);
+	if (cut) {
+		/*-
+		 * A sender that always has a full buffer waiting and a receiver
+		 * that never pushes back would keep the loop above going for
+		 * ever, and the worker's other connections would wait: measured,
+		 * a 200-byte request/reply beside such a flood had a p99 of
+		 * 64 ms and a max of 372 ms; with 64 KiB turns, 1.7 ms and
+		 * 7.5 ms.  Bytes may wait inside wolfSSL or the read-ahead,
+		 * where no socket event would report them, so the rest of the
+		 * turn is a timer due at once: it runs in the next loop
+		 * iteration, after the events pending now.  The watchers stay
+		 * as they are until a turn ends by itself: setting them after
+		 * every cut turn cost an epoll_ctl() per turn.
+		 */
+		ev_timer_start(c->s->loop, &c->turn);
+		return;
+	}
 
 	/* Done when EOF went both ways, or when a truncated end's bytes are out
 	 * (its peer is gone: nothing can be delivered to it any more). */
@@ -841,7 +842,9 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct end *e = (w == &c->end[0].rio || w == &c->end[0].wio) ? &c->end[0] : &c->end[1];
 	int ev = revents & (EV_READ | EV_WRITE);
 
-	(void)loop;
+	/* This event gives c its turn now; a pending rest of the last one is
+	 * moot (conn_update() starts it again if this turn runs out too). */
+	ev_timer_stop(loop, &c->turn);
 	if (ev & EV_READ)
 		e->drained = 0;
 	if (e->rwait & ev)
