@@ -5,9 +5,11 @@
  * handshake or shutdown attempt that cannot go on records what it waits for
  * (EV_READ or EV_WRITE, wolfSSL may want either for any call), and after each
  * event conn_update() pumps both directions until nothing moves, then derives
- * the watcher set from what is still wanted.  wolfSSL may hold decrypted bytes
- * the socket no longer signals, so a direction is retried whenever its ring
- * has room, not only when its socket is readable. */
+ * the watcher set from what is still wanted; a connection that would go on
+ * past CONN_TURN bytes yields to the others and resumes by its turn timer.
+ * wolfSSL and the TLS read-ahead may hold bytes the socket no longer signals,
+ * so a direction is retried whenever its ring has room, not only when its
+ * socket is readable. */
 #include "conn.h"
 
 #include <errno.h>
