@@ -45,6 +45,7 @@ CFG = {
     "rr_count": 3000 if QUICK else 20000,
     "rr_warmup": 300 if QUICK else 1000,
     "rr_req": 200, "rr_rep": 40,
+    "flood_rr_count": 1000 if QUICK else 5000,
     "setup_secs": 1.5 if QUICK else 4.0,
     "setup_workers": 4,
     "setup_req": 100, "setup_rep": 40,
@@ -455,6 +456,31 @@ def loadgen(pair, *args, timeout=300):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def rr_beside_flood(pair):
+    """Request/reply on one connection while another connection through the same pair sends
+    as fast as it can (loadgen flood): what a busy sender costs the others' acks."""
+    flood = spawn([LG, "flood", pair.port], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        r = loadgen(pair, "rr", pair.port, CFG["flood_rr_count"], CFG["rr_req"], CFG["rr_rep"], 100)
+    finally:
+        try:
+            out, err = flood.communicate(input="\n", timeout=60)
+        except subprocess.TimeoutExpired:
+            stop(flood)
+            raise BenchError("%s: loadgen flood did not stop" % pair.name)
+        finally:
+            if flood in PROCS:
+                PROCS.remove(flood)
+                pidfile_write()
+    if flood.returncode != 0:
+        raise BenchError("%s: loadgen flood failed (exit %d): %s" % (
+            pair.name, flood.returncode, err.strip()))
+    r["flood_mb_s"] = json.loads(out.strip().splitlines()[-1])["mb_s"]
+    return r
+
+
 PROBLEMS = []
 RESULTS = {}
 
@@ -819,6 +845,20 @@ def render(results):
                   ", ".join("%s median %.0f%%, max %.0f%%" % (k, median(v), max(v))
                             for k, v in steal.items()) + "."]
 
+    # request/reply beside a flood
+    f = t.get("rr_flood", {})
+    if f:
+        fnames = ["direct", "tlsfwd", "tlsfwd-w1", "stunnel", "socat"]
+        lines += ["", "Request/reply beside a flood: one connection sends as fast as it can "
+                  "through the same pair while another does request/reply (%d round trips, "
+                  "200 B / 40 B; tlsfwd-w1: `--workers 1` at both ends, so both connections "
+                  "share one event loop):" % c.get("flood_rr_count", 0), "",
+                  "| | " + " | ".join(fnames) + " |", "|---|" + "---:|" * len(fnames)]
+        for label, field in (("p50 (µs)", "p50_us"), ("p99 (µs)", "p99_us"),
+                             ("max (µs)", "max_us"), ("the flood meanwhile (MB/s)", "flood_mb_s")):
+            lines.append("| %s | %s |" % (label, " | ".join(
+                fmt_num(f.get(n, {}).get(field), 0) for n in fnames)))
+
     # workers
     w = t.get("workers", {})
     if w:
@@ -987,6 +1027,15 @@ def main():
     for f in ("p50_us", "p99_us"):
         ratios_to(res, f)
     check_sink(sink_port, "rr")
+
+    # 3b. request/reply beside a flood on another connection; tlsfwd also with one worker,
+    # where both connections always share one event loop
+    res = phase_interleaved("rr-flood", "rr_flood", main_pairs[:2] + [w1] + main_pairs[2:],
+                            rr_beside_flood, tests,
+                            lambda r: "p50 %7.1f µs  p99 %8.1f µs  max %8.1f µs  flood %6.0f MB/s"
+                            % (r["p50_us"], r["p99_us"], r["max_us"], r["flood_mb_s"]))
+    summarize(res, ["p50_us", "p99_us", "max_us", "flood_mb_s"])
+    check_sink(sink_port, "rr-flood")
 
     # 4. connection setup rate
     def setup(p):

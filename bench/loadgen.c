@@ -16,6 +16,8 @@
  *   bulk    PORT CONNS BYTES_PER_CONN
  *   rr      PORT COUNT REQ REP [WARMUP]
  *   setup   PORT WORKERS SECONDS REQ REP [MAXCOUNT]
+ *   flood   PORT                           one connection sending as fast as it can (mode 'R'
+ *                                          with no replies) until stdin has a line or EOF.
  *   idle    PORT N REQ REP [CONCURRENCY]   prints a line when all N are open and have had a
  *                                          reply, holds them until stdin has a line or EOF,
  *                                          then prints a second line (how many were dropped).
@@ -586,6 +588,53 @@ static int cmd_bulk(int argc, char **argv)
 	return 0;
 }
 
+/* ----------------------------------------------------------------------------------- flood */
+
+static atomic_int flood_stop;
+
+static void *flood_watch(void *arg)
+{
+	char line[64];
+
+	(void)arg;
+	(void)!fgets(line, sizeof(line), stdin);
+	atomic_store(&flood_stop, 1);
+	return NULL;
+}
+
+/* flood: the load beside which request/reply is measured for fairness.  Mode 'R' with a
+ * 1 GiB request and no reply, so the sink only counts, and stopping at any byte is no error. */
+static int cmd_flood(int argc, char **argv)
+{
+	unsigned char hdr[HDR];
+	uint64_t sent = 0;
+	pthread_t th;
+	int fd;
+
+	if (argc < 1)
+		die("usage: flood PORT");
+	if ((fd = dial(atoi(argv[0]))) < 0)
+		die("flood: connect: %s", strerror(errno));
+	put_hdr(hdr, 'R', (uint64_t)1 << 62);
+	if (write_all(fd, hdr, HDR) < 0)
+		die("flood: write: %s", strerror(errno));
+	pthread_create(&th, NULL, flood_watch, NULL);
+	double t0 = now();
+
+	while (!atomic_load(&flood_stop)) {
+		if (write_all(fd, payload, sizeof(payload)) < 0)
+			die("flood: write: %s", strerror(errno));
+		sent += sizeof(payload);
+	}
+	double dt = now() - t0;
+
+	pthread_join(th, NULL);
+	close(fd);
+	printf("{\"bytes\": %" PRIu64 ", \"seconds\": %.6f, \"mb_s\": %.2f}\n", sent, dt,
+	    (double)sent / dt / 1e6);
+	return 0;
+}
+
 /* -------------------------------------------------------------------------------------- rr */
 
 static int cmd_rr(int argc, char **argv)
@@ -973,7 +1022,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	if (argc < 2)
-		die("usage: loadgen sink|bulk|rr|setup|idle|relay|stats ...");
+		die("usage: loadgen sink|bulk|flood|rr|setup|idle|relay|stats ...");
 	argc -= 2;
 	char *cmd = argv[1];
 
@@ -988,6 +1037,8 @@ int main(int argc, char **argv)
 		return cmd_setup(argc, argv);
 	if (!strcmp(cmd, "idle"))
 		return cmd_idle(argc, argv);
+	if (!strcmp(cmd, "flood"))
+		return cmd_flood(argc, argv);
 	if (!strcmp(cmd, "relay"))
 		return cmd_relay(argc, argv);
 	if (!strcmp(cmd, "stats"))
