@@ -436,48 +436,46 @@ class Socat(Pair):
 
 # ----------------------------------------------------------------------------- load runs
 
-def loadgen(pair, *args, timeout=300):
-    cmd = [LG] + [str(a) for a in args]
-    p = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def loadgen_start(*args, stdin=subprocess.DEVNULL):
+    """Start a loadgen subcommand; loadgen_finish() collects its JSON line."""
+    return spawn([LG] + list(args), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 text=True)
+
+
+def loadgen_finish(pair, p, input=None, timeout=300):
+    """Wait for loadgen p (handing it input, if any) and return its JSON line."""
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(p)
-        raise BenchError("%s: loadgen %s timed out after %d s" % (pair.name, args[0], timeout))
+        raise BenchError("%s: loadgen %s timed out after %d s" % (pair.name, p.args[1], timeout))
     finally:
         if p in PROCS:
             PROCS.remove(p)
             pidfile_write()
     if p.returncode != 0:
         raise BenchError("%s: loadgen %s failed (exit %d): %s%s" % (
-            pair.name, " ".join(cmd[1:]), p.returncode, err.strip(),
+            pair.name, " ".join(p.args[1:]), p.returncode, err.strip(),
             "" if pair.alive() else "\n  (a daemon of the pair has exited)\n" +
             "\n".join(tail(lg) for lg in pair.logs)))
     return json.loads(out.strip().splitlines()[-1])
 
 
+def loadgen(pair, *args, timeout=300):
+    return loadgen_finish(pair, loadgen_start(*args), timeout=timeout)
+
+
 def rr_beside_flood(pair):
     """Request/reply on one connection while another connection through the same pair sends
-    as fast as it can (loadgen flood): what a busy sender costs the others' acks."""
-    flood = spawn([LG, "flood", pair.port], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE, text=True)
+    as fast as it can (loadgen flood, until its stdin has a line): what a busy sender costs
+    the others' acks."""
+    flood = loadgen_start("flood", pair.port, stdin=subprocess.PIPE)
     try:
         time.sleep(0.5)
         r = loadgen(pair, "rr", pair.port, CFG["flood_rr_count"], CFG["rr_req"], CFG["rr_rep"], 100)
     finally:
-        try:
-            out, err = flood.communicate(input="\n", timeout=60)
-        except subprocess.TimeoutExpired:
-            stop(flood)
-            raise BenchError("%s: loadgen flood did not stop" % pair.name)
-        finally:
-            if flood in PROCS:
-                PROCS.remove(flood)
-                pidfile_write()
-    if flood.returncode != 0:
-        raise BenchError("%s: loadgen flood failed (exit %d): %s" % (
-            pair.name, flood.returncode, err.strip()))
-    r["flood_mb_s"] = json.loads(out.strip().splitlines()[-1])["mb_s"]
+        f = loadgen_finish(pair, flood, input="\n", timeout=60)
+    r["flood_mb_s"] = f["mb_s"]
     return r
 
 
