@@ -693,20 +693,19 @@ class Harness:
         addr = getattr(addr, "address", addr)
         return self.track(connect(addr, timeout, allow_reset))
 
+    def closing(self, helper):
+        """A helper (sink, listener, relay) whose close() runs at teardown."""
+        self._closers.append(helper.close)
+        return helper
+
     def tcp_sink(self, host="127.0.0.1"):
-        sink = TcpSink(self, host)
-        self._closers.append(sink.close)
-        return sink
+        return self.closing(TcpSink(self, host))
 
     def fwd_sink(self, **kw):
-        sink = ForwardSink(**kw).start()
-        self._closers.append(sink.close)
-        return sink
+        return self.closing(ForwardSink(**kw).start())
 
     def tls_server(self, identity, maximum_version=None):
-        server = TlsEchoServer(self.pki, identity, maximum_version)
-        self._closers.append(server.close)
-        return server
+        return self.closing(TlsEchoServer(self.pki, identity, maximum_version))
 
     def popen(self, cmd, **kw):
         """A helper process (openssl, stunnel, node) killed at teardown."""

@@ -208,14 +208,13 @@ class FragmentingRelay:
 
     SIZES = (1, 2, 3, 4, 5, 6, 7, 300, 16389, 5, 16384 + 22, 1, 40000, 9, 70000)
 
-    def __init__(self, tf, target):
+    def __init__(self, target):
         self.target = target.address
         self.lsock = socket.create_server(("127.0.0.1", 0))
         self.address = fmt_addr(self.lsock.getsockname())
         self.cut_headers = 0     # pieces of 5 bytes or less: a header is cut
         self.several = 0         # pieces longer than one whole record
         self._socks = []
-        tf._closers.append(self.close)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -279,7 +278,7 @@ def test_tls_records_cut_anywhere_are_reassembled(tf):
     ways, without waiting for more input than the peer sent."""
     sink = tf.tcp_sink()
     server = tf.server(sink)
-    relay = FragmentingRelay(tf, server)
+    relay = tf.closing(FragmentingRelay(server))
     client = tf.client(relay.address)
     app = tf.connect(client)
     far = sink.accept()
