@@ -53,22 +53,33 @@ enum conn_reason {
 	CONN_SHUTDOWN,
 };
 
+/* How a connection ended.  Only CONN_DONE is a clean end: every other one
+ * closes both sockets abortively (RST), so neither the sender nor Fluentd
+ * can take a cut stream for a complete one.  A failure of the upstream side
+ * (the server for the client, Fluentd for the server) is logged at warn
+ * whatever its level here: the sender's own resets are its business. */
 static const struct {
 	const char *msg;
 	enum log_level level;
-	int abortive;		/* close with RST: the peer must not take it for a clean end */
 } reasons[] = {
-	[CONN_DONE]		 = { "closed", LOG_DEBUG, 0 },
-	[CONN_TRUNCATED]	 = { "peer closed without a clean end", LOG_INFO, 0 },
-	[CONN_NOT_TLS]		 = { "refused: not TLS", LOG_WARN, 0 },
-	[CONN_HANDSHAKE_FAILED]	 = { "handshake failed", LOG_WARN, 0 },
-	[CONN_HANDSHAKE_TIMEOUT] = { "handshake timed out", LOG_WARN, 0 },
-	[CONN_CONNECT_FAILED]	 = { "upstream unreachable", LOG_WARN, 1 },
-	[CONN_READ_ERROR]	 = { "read failed", LOG_INFO, 1 },
-	[CONN_WRITE_ERROR]	 = { "write failed", LOG_INFO, 1 },
-	[CONN_DRAIN_TIMEOUT]	 = { "drain timed out", LOG_INFO, 1 },
-	[CONN_NOMEM]		 = { "out of memory", LOG_ERROR, 1 },
-	[CONN_SHUTDOWN]		 = { "closed at shutdown", LOG_INFO, 1 },
+	[CONN_DONE]		 = { "closed", LOG_DEBUG },
+	[CONN_TRUNCATED]	 = { "closed without a clean end", LOG_INFO },
+	[CONN_NOT_TLS]		 = { "refused: not TLS", LOG_WARN },
+	[CONN_HANDSHAKE_FAILED]	 = { "handshake failed", LOG_WARN },
+	[CONN_HANDSHAKE_TIMEOUT] = { "handshake timed out", LOG_WARN },
+	[CONN_CONNECT_FAILED]	 = { "upstream unreachable", LOG_WARN },
+	[CONN_READ_ERROR]	 = { "read failed", LOG_INFO },
+	[CONN_WRITE_ERROR]	 = { "write failed", LOG_INFO },
+	[CONN_DRAIN_TIMEOUT]	 = { "drain timed out", LOG_INFO },
+	[CONN_NOMEM]		 = { "out of memory", LOG_ERROR },
+	[CONN_SHUTDOWN]		 = { "closed at shutdown", LOG_INFO },
+};
+
+/* Which side a failure is on, for conn_drop() and the log. */
+enum conn_side {
+	SIDE_NONE = -1,		/* neither: a timeout, shutdown, out of memory */
+	SIDE_PEER = 0,		/* end[0], the accepted connection */
+	SIDE_UPSTREAM = 1,	/* end[1], the connection we made */
 };
 
 struct end {
@@ -103,7 +114,8 @@ struct conn {
 	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
 	struct verdict *verdict;	/* during the handshake: who the peer is */
 	struct sock_addr peer_addr;	/* for t->peers, which counts it */
-	unsigned long long bytes[2];	/* read from end[i] */
+	unsigned long long bytes[2];	/* read from end[i] (a turn's measure) */
+	unsigned long long sent[2];	/* of those, written out to end[1 - i] */
 	char peer[SOCK_NTOP_MAX];
 };
 
@@ -208,32 +220,45 @@ static void conn_free(struct conn *c, int abortive)
 	free(c);
 }
 
-/* conn_drop(c, why, detail): the one teardown path.  Logs once, stops every
- * watcher and the timer, frees TLS and buffers, closes both sockets and
- * forgets c.  Returns -1 so callers can `return conn_drop(...)`. */
-static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
+/*-
+ * conn_drop(c, why, side, detail): the one teardown path.  Logs once, naming
+ * the side that failed, stops every watcher and the timer, frees TLS and
+ * buffers, closes both sockets and forgets c.  Only a clean end (CONN_DONE)
+ * closes gracefully; every other one resets both sockets, so whoever is on
+ * the other side learns that what it sent or awaited went nowhere (a
+ * sender's own buffer or acks take over), never a clean end of stream.
+ * Returns -1 so callers can `return conn_drop(...)`.
+ */
+static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
+    const char *detail)
 {
+	static const char *const sides[] = { "peer", "upstream" };
 	struct conn_set *s = c->s;
 	struct tunnel *t = s->t;
+	enum log_level level = reasons[why].level;
 
-	if (log_enabled(reasons[why].level)) {
+	if (side == SIDE_UPSTREAM && level > LOG_WARN)
+		level = LOG_WARN;
+	if (log_enabled(level)) {
 		/* The server names its upstream only once it tried it. */
 		int tried = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
 		char code[16];
 
 		snprintf(code, sizeof(code), "%d", c->tls_code);
-		log_kv(reasons[why].level, reasons[why].msg,
-		    "peer=%s upstream=%s reason=%s subject=%s tls_code=%s sent=%llu "
+		/* sent, received: bytes delivered upstream, and back to the peer */
+		log_kv(level, reasons[why].msg,
+		    "peer=%s upstream=%s side=%s reason=%s subject=%s tls_code=%s sent=%llu "
 		    "received=%llu duration=%f", c->peer, tried ? t->up[c->up].spec : NULL,
-		    detail, c->verdict != NULL && c->verdict->id != NULL ?
-		    c->verdict->id->subject : NULL, c->tls_code != 0 ? code : NULL,
-		    c->bytes[0], c->bytes[1], ev_now(s->loop) - c->start);
+		    side == SIDE_NONE ? NULL : sides[side], detail,
+		    c->verdict != NULL && c->verdict->id != NULL ? c->verdict->id->subject : NULL,
+		    c->tls_code != 0 ? code : NULL, c->sent[0], c->sent[1],
+		    ev_now(s->loop) - c->start);
 	}
 	if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED || why == CONN_HANDSHAKE_TIMEOUT)
 		audit(c, AUDIT_DENY, detail);
 	else if (c->end[0].ready)
 		audit(c, AUDIT_CLOSE, detail);
-	conn_free(c, reasons[why].abortive);
+	conn_free(c, why != CONN_DONE);
 	if (s->stopping && s->n == 0 && s->on_empty != NULL)
 		s->on_empty(s);
 	return -1;
@@ -431,7 +456,7 @@ static int tls_start(struct conn *c, struct end *e)
 	const struct tunnel *t = c->s->t;
 
 	if ((e->ssl = wolfSSL_new(c->pol->ctx)) == NULL)
-		return conn_drop(c, CONN_NOMEM, "tls_new");
+		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "tls_new");
 	wolfSSL_set_fd(e->ssl, e->fd);
 	wolfSSL_SSLSetIORecv(e->ssl, tls_recv);
 	wolfSSL_SetIOReadCtx(e->ssl, e);
@@ -451,7 +476,7 @@ static int tls_start(struct conn *c, struct end *e)
 			    (unsigned short)strlen(u->name)) == WOLFSSL_SUCCESS &&
 			    wolfSSL_check_domain_name(e->ssl, u->name) == WOLFSSL_SUCCESS;
 		if (!ok)
-			return conn_drop(c, CONN_NOMEM, "tls_name");
+			return conn_drop(c, CONN_NOMEM, SIDE_NONE, "tls_name");
 		/* Resume with this worker's ticket for the server, if any: a
 		 * TLS 1.3 resumption skips the certificate signatures. */
 		if (c->s->sessions != NULL && c->s->sessions[c->up] != NULL)
@@ -505,7 +530,7 @@ static int conn_connect(struct conn *c)
 	}
 	c->up = t->nup - 1;
 	c->addr = 0;
-	return conn_drop(c, CONN_CONNECT_FAILED, errno_reason(e));
+	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM, errno_reason(e));
 }
 
 /* conn_retry(c, why, detail): the attempt on end[1] failed; try the next
@@ -516,7 +541,7 @@ static int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 	const struct upstream *u = &t->up[c->up];
 
 	if (c->addr + 1 >= u->naddr && c->up + 1 >= t->nup)
-		return conn_drop(c, why, detail);
+		return conn_drop(c, why, SIDE_UPSTREAM, detail);
 	log_warn("upstream attempt failed, trying the next", "peer=%s upstream=%s reason=%s",
 	    c->peer, u->spec, detail);
 	c->tls_code = 0;
@@ -550,9 +575,10 @@ static int conn_handshake(struct conn *c)
 			return 0;
 		}
 		if (n <= 0)
-			return conn_drop(c, CONN_HANDSHAKE_FAILED, n == 0 ? "peer_closed" : "reset");
+			return conn_drop(c, CONN_HANDSHAKE_FAILED, SIDE_PEER,
+			    n == 0 ? "peer_closed" : "reset");
 		if (b != 0x16)	/* not a TLS handshake record */
-			return conn_drop(c, CONN_NOT_TLS, "not_tls");
+			return conn_drop(c, CONN_NOT_TLS, SIDE_PEER, "not_tls");
 		if (tls_start(c, e) < 0)
 			return -1;
 	}
@@ -572,7 +598,7 @@ static int conn_handshake(struct conn *c)
 			why = c->verdict->deny;	/* refused by our rules, not wolfSSL's */
 		if (t->role == ROLE_CLIENT)
 			return conn_retry(c, CONN_HANDSHAKE_FAILED, why);
-		return conn_drop(c, CONN_HANDSHAKE_FAILED, why);
+		return conn_drop(c, CONN_HANDSHAKE_FAILED, SIDE_PEER, why);
 	}
 	e->ready = 1;
 	if (t->role == ROLE_SERVER) {
@@ -645,7 +671,7 @@ static int fill(struct conn *c, int k)
 	if (!e->ready || e->eof || e->rwait || ring_full(r))
 		return 0;
 	if ((p = ring_wspace(r, &n)) == NULL)
-		return conn_drop(c, CONN_NOMEM, "ring");
+		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "ring");
 	if (e->ssl != NULL) {
 		rc = wolfSSL_read(e->ssl, p, (int)n);
 		if (!e->ticketed && c->s->sessions != NULL)
@@ -665,7 +691,7 @@ static int fill(struct conn *c, int k)
 			return end_eof(c, k, 0);	/* close_notify: a clean half-close */
 		if (err == SOCKET_PEER_CLOSED_E || rc == 0)
 			return end_eof(c, k, 1);	/* TCP closed or reset under TLS */
-		return conn_drop(c, CONN_READ_ERROR, tls_failure(c, e, err));
+		return conn_drop(c, CONN_READ_ERROR, k, tls_failure(c, e, err));
 	}
 	rc = (int)read(e->fd, p, n);
 	if (rc > 0) {
@@ -686,7 +712,7 @@ static int fill(struct conn *c, int k)
 		return 1;
 	if (errno == ECONNRESET)
 		return end_eof(c, k, 1);	/* deliver what came before the reset */
-	return conn_drop(c, CONN_READ_ERROR, errno_reason(errno));
+	return conn_drop(c, CONN_READ_ERROR, k, errno_reason(errno));
 }
 
 /* shut(c, d): pass the EOF on to end d (close_notify and/or FIN). */
@@ -702,12 +728,13 @@ static int shut(struct conn *c, struct end *d)
 				d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
 				return 0;
 			}
-			return conn_drop(c, CONN_WRITE_ERROR, tls_failure(c, d, err));
+			return conn_drop(c, CONN_WRITE_ERROR, d == &c->end[1],
+			    tls_failure(c, d, err));
 		}
 	}
 	/* After close_notify, the FIN: the peer's reads end either way. */
 	if (shutdown(d->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-		return conn_drop(c, CONN_WRITE_ERROR, errno_reason(errno));
+		return conn_drop(c, CONN_WRITE_ERROR, d == &c->end[1], errno_reason(errno));
 	d->shut = 1;
 	return 1;
 }
@@ -723,8 +750,16 @@ static int flush(struct conn *c, int k)
 
 	if (!d->ready || d->shut || d->wwait)
 		return 0;
-	if (ring_len(r) == 0)
-		return c->end[k].eof ? shut(c, d) : 0;
+	if (ring_len(r) == 0) {
+		if (!c->end[k].eof)
+			return 0;
+		/* What came before a cut was delivered; the cut itself is
+		 * passed on as one (RST), never as a clean end. */
+		if (c->end[k].truncated)
+			return conn_drop(c, CONN_TRUNCATED, k,
+			    c->end[k].ssl != NULL ? "no_close_notify" : "reset");
+		return shut(c, d);
+	}
 	/* Each write carries MSG_MORE while the ring holds bytes beyond it, so
 	 * the kernel sends a burst as one segment; the last write of a burst,
 	 * without it, pushes them all.  conn_update() goes on writing until the
@@ -739,6 +774,7 @@ static int flush(struct conn *c, int k)
 		    MSG_NOSIGNAL | (ring_len(r) > n ? MSG_MORE : 0));
 		if (rc > 0) {
 			ring_consume(r, (size_t)rc);
+			c->sent[k] += (unsigned long long)rc;
 			d->wlen = 0;
 			return 1;
 		}
@@ -748,11 +784,12 @@ static int flush(struct conn *c, int k)
 			d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
 			return 0;
 		}
-		return conn_drop(c, CONN_WRITE_ERROR, tls_failure(c, d, err));
+		return conn_drop(c, CONN_WRITE_ERROR, 1 - k, tls_failure(c, d, err));
 	}
 	rc = (int)send(d->fd, p, n, MSG_NOSIGNAL | (ring_len(r) > n ? MSG_MORE : 0));
 	if (rc > 0) {
 		ring_consume(r, (size_t)rc);
+		c->sent[k] += (unsigned long long)rc;
 		if ((size_t)rc < n)
 			d->wwait = EV_WRITE;	/* socket buffer full */
 		return 1;
@@ -763,7 +800,7 @@ static int flush(struct conn *c, int k)
 	}
 	if (rc < 0 && errno == EINTR)
 		return 1;
-	return conn_drop(c, CONN_WRITE_ERROR, errno_reason(errno));
+	return conn_drop(c, CONN_WRITE_ERROR, 1 - k, errno_reason(errno));
 }
 
 /* conn_update(c): move bytes both ways until nothing moves or c has read
@@ -776,7 +813,9 @@ static void conn_update(struct conn *c)
 
 	do {
 		progress = 0;
-		for (k = 0; k < 2; k++) {
+		/* Upstream's direction first: an upstream that has gone is
+		 * seen before more of the sender's bytes are sent into it. */
+		for (k = 1; k >= 0; k--) {
 			/* Fill the ring, then write all of it out: fewer,
 			 * larger reads and writes than alternating them. */
 			while ((rc = fill(c, k)) > 0)
@@ -811,17 +850,10 @@ static void conn_update(struct conn *c)
 		return;
 	}
 
-	/* Done when EOF went both ways, or when a truncated end's bytes are out
-	 * (its peer is gone: nothing can be delivered to it any more). */
-	if (c->end[0].shut && c->end[1].shut) {
-		conn_drop(c, CONN_DONE, "done");
+	if (c->end[0].shut && c->end[1].shut) {	/* EOF went both ways */
+		conn_drop(c, CONN_DONE, SIDE_NONE, "done");
 		return;
 	}
-	for (k = 0; k < 2; k++)
-		if (c->end[k].truncated && c->end[1 - k].shut) {
-			conn_drop(c, CONN_TRUNCATED, "no_close_notify");
-			return;
-		}
 
 	for (k = 0; k < 2; k++) {
 		struct end *e = &c->end[k];
@@ -877,7 +909,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	switch (c->state) {
 	case CONN_HANDSHAKING:
 		if (t->role == ROLE_SERVER) {
-			conn_drop(c, CONN_HANDSHAKE_TIMEOUT, "handshake_timeout");
+			conn_drop(c, CONN_HANDSHAKE_TIMEOUT, SIDE_PEER, "handshake_timeout");
 			break;
 		}
 		/* the client's connect timeout covers its handshake */
@@ -894,7 +926,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (left > 0)
 			timer_arm(c, left);
 		else
-			conn_drop(c, c->s->stopping ? CONN_SHUTDOWN : CONN_DRAIN_TIMEOUT,
+			conn_drop(c, c->s->stopping ? CONN_SHUTDOWN : CONN_DRAIN_TIMEOUT, SIDE_NONE,
 			    "drain_timeout");
 		break;
 	case CONN_RELAYING:
@@ -1024,7 +1056,7 @@ void conn_set_stop(struct conn_set *s, int force)
 	for (c = s->head; c != NULL; c = next) {
 		next = c->next;
 		if (force)
-			conn_drop(c, CONN_SHUTDOWN, "shutdown");
+			conn_drop(c, CONN_SHUTDOWN, SIDE_NONE, "shutdown");
 		else if (c->state == CONN_RELAYING)
 			drain_arm(c);
 	}
