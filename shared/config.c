@@ -71,6 +71,8 @@ static const struct opt opts[] = {
 	  "connections open at once; beyond it new ones wait in the backlog" },
 	{ "workers", OPT_INT, BOTH, 0, O(workers), "0", "0", 0, 256, NULL,
 	  "event-loop threads (0: one per online CPU)" },
+	{ "accept-while-unreachable", OPT_BOOL, BOTH, 0, O(accept_while_unreachable), "false", "false", 0, 0, NULL,
+	  "keep accepting while no upstream answers (senders then lose what they send)" },
 	{ "allow-remote-plaintext", OPT_BOOL, ROLE_CLIENT, 0, O(allow_remote_plaintext), "false", NULL, 0, 0, NULL,
 	  "allow --listen on a non-loopback address (plaintext leaves the host)" },
 	{ "pin-server", OPT_LIST, ROLE_CLIENT, 0, O(pin_server), NULL, NULL, 0, 0, NULL,

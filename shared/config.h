@@ -28,6 +28,7 @@ struct config {
 	int log_level;			/* enum log_level */
 	int log_format;			/* enum log_format */
 	int allow_remote_plaintext;
+	int accept_while_unreachable;	/* keep the listener open with no upstream */
 	int tls_resume;			/* client: resume sessions with tickets */
 	struct strlist pin_server;	/* client: sha256:/spki: pins of the server */
 	struct strlist allow_cn, allow_dns, allow_uri, allow_ou;	/* server: who may send */

@@ -31,6 +31,8 @@
 #define TLS_RECORD_MAX 16384	/* plaintext bytes in one TLS record */
 #define TLS_READAHEAD 32768	/* ciphertext bytes read from a TLS socket at once */
 #define CONN_TURN 65536	/* bytes a connection reads before the others' turn */
+#define PROBE_FIRST 0.1		/* seconds from losing the upstream to the first probe */
+#define PROBE_MAX 2.0		/* the probes' back-off stops growing here */
 
 enum conn_state {
 	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
@@ -104,6 +106,7 @@ struct conn {
 	struct conn_set *s;
 	struct conn *prev, *next;
 	enum conn_state state;
+	int probe;		/* no sender: asks whether the upstream answers */
 	struct end end[2];	/* 0: accepted, 1: connected upstream */
 	struct ring ring[2];	/* ring[i] holds bytes read from end[i] */
 	ev_timer timer;		/* handshake, connect or drain, by state */
@@ -128,6 +131,7 @@ struct verdict {
 };
 
 static void conn_update(struct conn *c);
+static void upstream_up(struct conn *c);
 static void verdict_free(struct conn *c);
 static void audit(struct conn *c, enum audit_kind kind, const char *reason);
 
@@ -207,7 +211,7 @@ static void conn_free(struct conn *c, int abortive)
 		ring_free(&c->ring[i]);
 	}
 	tls_policy_release(c->pol);
-	if (t->peers != NULL)
+	if (t->peers != NULL && !c->probe)
 		peers_release(t->peers, &c->peer_addr);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -216,8 +220,31 @@ static void conn_free(struct conn *c, int abortive)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->n--;
-	atomic_fetch_sub(&t->active, 1);
+	if (!c->probe)
+		atomic_fetch_sub(&t->active, 1);
 	free(c);
+}
+
+/* probe_after(s, wait): probe the upstreams again in wait seconds. */
+static void probe_after(struct conn_set *s, ev_tstamp wait)
+{
+	if (s->stopping)
+		return;
+	s->probe_wait = wait;
+	ev_timer_stop(s->loop, &s->probe);
+	ev_timer_set(&s->probe, wait, 0.);
+	ev_timer_start(s->loop, &s->probe);
+}
+
+/* probe_done(c, ok): probe c ended, cleanly (the upstream answered) or not. */
+static void probe_done(struct conn *c, int ok)
+{
+	struct conn_set *s = c->s;
+
+	if (ok)
+		reach_found(&s->t->reach, s->t->up[c->up].spec);
+	else if (reach_is_down(&s->t->reach))
+		probe_after(s, s->probe_wait * 2 < PROBE_MAX ? s->probe_wait * 2 : PROBE_MAX);
 }
 
 /*-
@@ -239,6 +266,8 @@ static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
 
 	if (side == SIDE_UPSTREAM && level > LOG_WARN)
 		level = LOG_WARN;
+	if (c->probe)
+		level = LOG_DEBUG;	/* reach logs the changes, not each probe */
 	if (log_enabled(level)) {
 		/* The server names its upstream only once it tried it. */
 		int tried = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
@@ -254,10 +283,18 @@ static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
 		    c->tls_code != 0 ? code : NULL, c->sent[0], c->sent[1],
 		    ev_now(s->loop) - c->start);
 	}
-	if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED || why == CONN_HANDSHAKE_TIMEOUT)
-		audit(c, AUDIT_DENY, detail);
-	else if (c->end[0].ready)
-		audit(c, AUDIT_CLOSE, detail);
+	if (c->probe) {
+		probe_done(c, why == CONN_DONE);
+	} else {
+		/* Before the sender is reset: it must find the door shut. */
+		if (side == SIDE_UPSTREAM && reach_lost(&t->reach, t->up[c->up].spec, detail))
+			probe_after(s, PROBE_FIRST);
+		if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
+		    why == CONN_HANDSHAKE_TIMEOUT)
+			audit(c, AUDIT_DENY, detail);
+		else if (c->end[0].ready)
+			audit(c, AUDIT_CLOSE, detail);
+	}
 	conn_free(c, why != CONN_DONE);
 	if (s->stopping && s->n == 0 && s->on_empty != NULL)
 		s->on_empty(s);
@@ -266,9 +303,11 @@ static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
 
 static void drain_arm(struct conn *c)
 {
+	const struct tunnel *t = c->s->t;
+
 	c->state = CONN_DRAINING;
 	c->last = ev_now(c->s->loop);
-	timer_arm(c, c->s->t->drain_timeout);
+	timer_arm(c, c->probe ? t->connect_timeout : t->drain_timeout);
 }
 
 /* Both ends are up: relay, bounded by the drain timer if an EOF came early. */
@@ -619,8 +658,17 @@ static int conn_handshake(struct conn *c)
 	    t->up[c->up].spec, wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl),
 	    wolfSSL_session_reused(e->ssl));
 	verdict_free(c);
-	conn_relay(c);
+	upstream_up(c);
 	return 0;
+}
+
+/* upstream_up(c): end[1] is connected (and its handshake done): relay.  A
+ * sender's connection proves the upstream reachable as well as a probe. */
+static void upstream_up(struct conn *c)
+{
+	if (!c->probe)
+		reach_found(&c->s->t->reach, c->s->t->up[c->up].spec);
+	conn_relay(c);
 }
 
 /* conn_advance(c): the connect and handshake phases; -1 if c was dropped. */
@@ -636,7 +684,7 @@ static int conn_advance(struct conn *c)
 			return conn_retry(c, CONN_CONNECT_FAILED, errno_reason(err));
 		if (c->s->t->role == ROLE_SERVER) {
 			u->ready = 1;
-			conn_relay(c);
+			upstream_up(c);
 			return 0;
 		}
 		if (tls_start(c, u) < 0)
@@ -718,6 +766,10 @@ static int fill(struct conn *c, int k)
 /* shut(c, d): pass the EOF on to end d (close_notify and/or FIN). */
 static int shut(struct conn *c, struct end *d)
 {
+	if (d->fd < 0) {	/* a probe's missing sender */
+		d->shut = 1;
+		return 1;
+	}
 	if (d->ssl != NULL) {
 		int rc = wolfSSL_shutdown(d->ssl);
 
@@ -750,6 +802,8 @@ static int flush(struct conn *c, int k)
 
 	if (!d->ready || d->shut || d->wwait)
 		return 0;
+	if (d->fd < 0)		/* a probe has no sender: what upstream says is dropped */
+		ring_consume(r, ring_len(r));
 	if (ring_len(r) == 0) {
 		if (!c->end[k].eof)
 			return 0;
@@ -919,6 +973,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			conn_update(c);
 		break;
 	case CONN_DRAINING:
+		if (c->probe) {
+			conn_drop(c, CONN_DRAIN_TIMEOUT, SIDE_UPSTREAM, "probe_timeout");
+			break;
+		}
 		left = c->last + t->drain_timeout;
 		if (c->s->stopping && c->s->deadline < left)
 			left = c->s->deadline;
@@ -967,6 +1025,29 @@ static int admitted(struct tunnel *t, const struct sock_addr *peer)
 	return -1;
 }
 
+/* conn_new(s): a connection in s with no ends yet, or NULL. */
+static struct conn *conn_new(struct conn_set *s)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->s = s;
+	c->next = s->head;
+	if (s->head != NULL)
+		s->head->prev = c;
+	s->head = c;
+	s->n++;
+	c->end[0].fd = c->end[1].fd = -1;
+	c->start = c->last = ev_now(s->loop);
+	ev_init(&c->timer, timer_cb);
+	c->timer.data = c;
+	ev_timer_init(&c->turn, turn_cb, 0., 0.);
+	c->turn.data = c;
+	c->pol = tls_policy_get(&s->t->policy);
+	return c;
+}
+
 void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 {
 	struct conn *c = NULL;
@@ -977,7 +1058,7 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 		atomic_fetch_sub(&s->t->active, 1);
 		return;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = conn_new(s)) == NULL) {
 		log_error("out of memory", "peer=%s", sock_ntop(peer, addr));
 		if (s->t->peers != NULL)
 			peers_release(s->t->peers, peer);
@@ -985,23 +1066,10 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 		atomic_fetch_sub(&s->t->active, 1);
 		return;
 	}
-	c->s = s;
-	c->next = s->head;
-	if (s->head != NULL)
-		s->head->prev = c;
-	s->head = c;
-	s->n++;
 	sock_ntop(peer, c->peer);
 	c->peer_addr = *peer;
 	sock_nodelay(fd);
-	c->end[1].fd = -1;
 	end_open(c, &c->end[0], fd);
-	c->start = c->last = ev_now(s->loop);
-	ev_init(&c->timer, timer_cb);
-	c->timer.data = c;
-	ev_timer_init(&c->turn, turn_cb, 0., 0.);
-	c->turn.data = c;
-	c->pol = tls_policy_get(&s->t->policy);
 
 	if (s->t->role == ROLE_SERVER) {
 		c->state = CONN_HANDSHAKING;
@@ -1016,11 +1084,50 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 	conn_update(c);
 }
 
+/*-
+ * probe_cb: while no upstream answers, ask again.  A probe is a connection
+ * without a sender: it connects (and, on the client, does the handshake,
+ * resumed where it can) like any other, sends nothing, half-closes at once
+ * and succeeds if the upstream ends cleanly in turn.  So on the client it
+ * also proves the server's own way to Fluentd; and the upstream sees a
+ * well-behaved empty connection, not a cut one.  Until one succeeds, the
+ * wait between probes doubles up to PROBE_MAX.
+ */
+static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn_set *s = w->data;
+	struct conn *c;
+
+	(void)loop;
+	(void)revents;
+	if (s->stopping || !reach_is_down(&s->t->reach))
+		return;
+	if ((c = conn_new(s)) == NULL) {
+		probe_after(s, PROBE_MAX);
+		return;
+	}
+	c->probe = 1;
+	snprintf(c->peer, sizeof(c->peer), "probe");
+	c->end[0].ready = c->end[0].eof = 1;
+	if (conn_connect(c) < 0)
+		return;
+	conn_update(c);
+}
+
+void conn_set_probe_now(struct conn_set *s)
+{
+	if (ev_is_active(&s->probe))
+		probe_after(s, 0.);
+	s->probe_wait = PROBE_FIRST;
+}
+
 int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
 {
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
 	s->t = t;
+	ev_init(&s->probe, probe_cb);
+	s->probe.data = s;
 	if (t->role == ROLE_CLIENT && t->resume &&
 	    (s->sessions = calloc((size_t)t->nup, sizeof(*s->sessions))) == NULL)
 		return -1;
@@ -1053,9 +1160,10 @@ void conn_set_stop(struct conn_set *s, int force)
 	if (!s->stopping)
 		s->deadline = ev_now(s->loop) + s->t->drain_timeout;
 	s->stopping = 1;
+	ev_timer_stop(s->loop, &s->probe);
 	for (c = s->head; c != NULL; c = next) {
 		next = c->next;
-		if (force)
+		if (force || c->probe)
 			conn_drop(c, CONN_SHUTDOWN, SIDE_NONE, "shutdown");
 		else if (c->state == CONN_RELAYING)
 			drain_arm(c);

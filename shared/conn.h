@@ -8,6 +8,7 @@
 #include <ev.h>
 
 #include "config.h"
+#include "reach.h"
 #include "sock.h"
 #include "tls.h"
 
@@ -37,6 +38,7 @@ struct tunnel {
 	struct authz_nets *nets;	/* server: --allow-net; NULL: any source */
 	struct peers *peers;		/* server: --max-conns-per-ip; NULL: no limit */
 	atomic_long active;		/* open connections, all workers */
+	struct reach reach;		/* the listeners follow the upstreams */
 };
 
 struct conn;
@@ -51,6 +53,8 @@ struct conn_set {
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
 	WOLFSSL_SESSION **sessions;	/* client with resume: a resumable session per upstream */
+	ev_timer probe;			/* while t->reach is down: the next probe */
+	ev_tstamp probe_wait;		/* its back-off */
 };
 
 /** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */
@@ -67,6 +71,10 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer);
  *  close every connection's sockets and free it, without a byte on the wire
  *  (the parent still owns those connections) or a line in the log. */
 void conn_set_abandon(struct conn_set *s);
+
+/** conn_set_probe_now(s): if s is waiting to probe the upstreams again
+ *  (it lost them), probe now, with the back-off started afresh. */
+void conn_set_probe_now(struct conn_set *s);
 
 /** conn_set_stop(s, force): shutdown.  Without force every connection may
  *  finish, each bounded by the drain timeout; with force all are dropped now. */

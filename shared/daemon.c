@@ -132,6 +132,7 @@ static void daemon_reload(void *arg, int forced)
 	tls_policy_set(&d->t->policy, p);
 	log_info("reloaded: new connections use the new files", "trigger=%s",
 	    forced ? "SIGHUP" : "file change");
+	reach_kick(&d->t->reach);	/* new keys or CAs may be what was missing */
 }
 
 /* daemon_reopen(arg): SIGUSR1, after logrotate moved the audit file. */
@@ -196,6 +197,12 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 	t->max_conns = cfg->max_conns;
 	t->resume = cfg->tls_resume;
 	pthread_mutex_init(&t->policy.lock, NULL);
+	if (t->role == ROLE_CLIENT)
+		reach_init(&t->reach, !cfg->accept_while_unreachable,
+		    "servers unreachable, not accepting", "server reachable again, accepting");
+	else
+		reach_init(&t->reach, !cfg->accept_while_unreachable,
+		    "upstream unreachable, not accepting", "upstream reachable again, accepting");
 	if (prepare(cfg, listen, t, err, errsz) < 0 ||
 	    (t->policy.cur = tls_policy_new(cfg, err, errsz)) == NULL) {
 		daemon_tunnel_close(t);
@@ -208,6 +215,7 @@ void daemon_tunnel_close(struct tunnel *t)
 {
 	tls_policy_set(&t->policy, NULL);
 	pthread_mutex_destroy(&t->policy.lock);
+	reach_destroy(&t->reach);
 	authz_nets_free(t->nets);
 	peers_free(t->peers);
 	free(t->up);

@@ -30,6 +30,7 @@ struct worker {
 	ev_io accept_w;
 	ev_timer pause_w;	/* re-checks the gate while accepting is paused */
 	ev_async stop_w;	/* from any thread: stop (and maybe force) */
+	ev_async reach_w;	/* from any thread: the upstream was lost or found */
 	atomic_int force;
 	struct watch watch;
 	struct worker_thread th;
@@ -109,6 +110,10 @@ static int accept_batch(struct worker *w)
 	struct sock_addr peer;
 	int i, fd;
 
+	if (reach_is_down(&t->reach)) {	/* the listener is shut: reach_cb reopens */
+		ev_io_stop(w->set.loop, &w->accept_w);
+		return 0;
+	}
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		/* Take a slot first, so workers together never pass max-conns. */
 		if (atomic_fetch_add(&t->active, 1) >= t->max_conns) {
@@ -122,6 +127,8 @@ static int accept_batch(struct worker *w)
 			atomic_fetch_sub(&t->active, 1);
 			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
 				worker_pause(w, e == ENOMEM || e == ENOBUFS ? "out_of_memory" : "out_of_fds");
+			else if (e == EINVAL && reach_is_down(&t->reach))
+				ev_io_stop(w->set.loop, &w->accept_w);	/* shut meanwhile */
 			else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED)
 				log_warn("accept failed", "reason=%s", strerror(e));
 			return i;
@@ -145,8 +152,35 @@ static void pause_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 	(void)revents;
 	if (atomic_load(&w->set.t->active) < w->set.t->max_conns) {
 		ev_timer_stop(loop, tw);
-		ev_io_start(loop, &w->accept_w);
+		if (!reach_is_down(&w->set.t->reach))
+			ev_io_start(loop, &w->accept_w);
 	}
+}
+
+/* reach_cb: the listeners were shut or opened again; follow with the watcher
+ * (unless accepting waits for max-conns, whose timer restarts it). */
+static void reach_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct worker *w = a->data;
+
+	(void)revents;
+	if (w->lfd < 0)
+		return;
+	if (reach_is_down(&w->set.t->reach)) {
+		ev_io_stop(loop, &w->accept_w);
+		conn_set_probe_now(&w->set);	/* if it is this worker that probes */
+	} else if (!ev_is_active(&w->pause_w))
+		ev_io_start(loop, &w->accept_w);
+}
+
+/* listener_close(w): stop following and close w's listener. */
+static void listener_close(struct worker *w)
+{
+	if (w->lfd < 0)
+		return;
+	reach_remove(&w->set.t->reach, w->lfd);
+	close(w->lfd);
+	w->lfd = -1;
 }
 
 static void on_empty(struct conn_set *s)
@@ -167,8 +201,7 @@ static void stop_cb(struct ev_loop *loop, ev_async *a, int revents)
 				;
 		ev_io_stop(loop, &w->accept_w);
 		ev_timer_stop(loop, &w->pause_w);
-		close(w->lfd);
-		w->lfd = -1;
+		listener_close(w);
 	}
 	watch_stop(loop, &w->watch);
 	conn_set_stop(&w->set, atomic_load(&w->force));
@@ -198,8 +231,20 @@ struct worker *worker_new(struct tunnel *t, int lfd)
 	w->pause_w.data = w;
 	ev_async_init(&w->stop_w, stop_cb);
 	w->stop_w.data = w;
-	ev_io_start(loop, &w->accept_w);
+	ev_async_init(&w->reach_w, reach_cb);
+	w->reach_w.data = w;
+	if (reach_add(&t->reach, lfd, loop, &w->reach_w) < 0) {
+		log_error("too many listeners", NULL);
+		conn_set_free(&w->set);
+		ev_loop_destroy(loop);
+		free(w);
+		close(lfd);
+		return NULL;
+	}
+	if (!reach_is_down(&t->reach))
+		ev_io_start(loop, &w->accept_w);
 	ev_async_start(loop, &w->stop_w);
+	ev_async_start(loop, &w->reach_w);
 	return w;
 }
 
@@ -283,8 +328,7 @@ void worker_free(struct worker *w)
 		return;
 	if (w->started)
 		pthread_join(w->thread, NULL);
-	if (w->lfd >= 0)
-		close(w->lfd);
+	listener_close(w);
 	conn_set_free(&w->set);
 	ev_loop_destroy(w->set.loop);
 	free(w);
@@ -293,8 +337,7 @@ void worker_free(struct worker *w)
 void worker_abandon(struct worker *w)
 {
 	conn_set_abandon(&w->set);
-	if (w->lfd >= 0)
-		close(w->lfd);
+	listener_close(w);
 	conn_set_free(&w->set);
 	ev_loop_destroy(w->set.loop);	/* closes the loop's own fds; touches no watcher */
 	free(w);
