@@ -120,6 +120,12 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) e2e
 
+# The fault suite: both daemons in network namespaces the tests make, a
+# partition (nft), SIGKILL and SIGSTOP of each process.  Needs root.
+.PHONY: faults
+faults: deps all
+	TLSFWD_BUILD=$(abspath $(B)) $(PYTEST) -q tests/faults $(PYTEST_ARGS)
+
 check: deps
 	$(MAKE) B=build/clang CC=clang all
 	$(MAKE) B=build/san SANITIZE=address,undefined OPT="-O1 -g" test
