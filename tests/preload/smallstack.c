@@ -25,6 +25,12 @@
 
 #include "probe.h"
 
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>	/* a dead thread's stack is no-access to memcheck */
+#else
+#define VALGRIND_MAKE_MEM_DEFINED(a, n) ((void)(a), (void)(n))
+#endif
+
 #define PAINT 0xa5
 
 /* An ASan build: its interceptors (pthread_create, send...) take stack too. */
@@ -119,6 +125,7 @@ static void *small_main(void *arg)
 __attribute__((no_sanitize_address))
 static uintptr_t lowest_written(const unsigned char *lo, const unsigned char *hi)
 {
+	(void)VALGRIND_MAKE_MEM_DEFINED(lo, (size_t)(hi - lo));
 	while (lo < hi && *lo == PAINT)
 		lo++;
 	return (uintptr_t)lo;
