@@ -176,6 +176,7 @@ struct offstack {
 	void *arg;
 };
 
+/* The thread preload_offstack() starts: fn(arg) with the hooks passing through. */
 static void *offstack_main(void *p)
 {
 	struct offstack *o = p;
@@ -645,6 +646,8 @@ static void cfg_load_off(void *arg)
 	cfg_load();
 }
 
+/*- The configuration as the first hook to run loads it (if it ran before the
+ * constructor): off the caller's stack, or failing closed without a thread. */
 static void cfg_load_hook(void)
 {
 	int rc;
