@@ -256,6 +256,29 @@ def test_connect_from_a_small_stack(tf, fwd_route):
     assert sorted(e.record["seq"] for e in events) == sorted(2 * list(range(count)))
 
 
+def test_re_resolution_runs_off_the_callers_stack(tf):
+    """A connect on the port of a host name entry, to an address the name
+    does not have, first resolves the name again (the program may just have
+    resolved it to a new address): getaddrinfo() and the NSS modules run on a
+    thread of the shim, not on the caller's 16 KiB stack (a lookup that went
+    to DNS overflowed it before).  localhost is in /etc/hosts: no DNS traffic."""
+    sink = tf.fwd_sink(host="127.0.0.2")     # not an address of localhost: passed through
+    port = sink.address.rpartition(":")[2]
+    env = shim_env(f"localhost:{port}", TLSFWD_CLIENT="127.0.0.1:9", TLSFWD_RESOLVE_EVERY="0",
+                   LD_BIND_NOW="1")
+    count = 20
+    p = probe(tf, "smallstack", sink.address, str(count), "16384", env=env)
+    rc, out, err = finish(p)
+    assert rc == 0, f"rc={rc} (-11 is SIGSEGV: the stack overflowed)\n{out}{err}"
+    assert out.splitlines()[0] == f"sent {count}", out + err
+    used, *asan = out.splitlines()[-1].removeprefix("stack used ").split()
+    limit = HOOK_STACK_ASAN if asan else HOOK_STACK
+    assert int(used) <= limit, f"{used} bytes of the caller's stack used"
+    assert not shim_lines(err), err
+    events = sink.wait_events(count, timeout=wait_time(20))
+    assert sorted(e.record["seq"] for e in events) == list(range(count))
+
+
 def test_inline_core_chooses_its_own_stacks(tf):
     """A program that made new threads' default stack small (16 KiB, with
     pthread_setattr_default_np): the core's threads still have the stack they
