@@ -79,6 +79,8 @@ $(B)/tlsfwd-certs: $(CERTS_OBJ) $(B)/libtlsfwd.a
 # with its own OpenSSL or libev is unaffected.  Never sanitized: an ASan
 # library cannot be preloaded into uninstrumented programs (the ASan runtime
 # must come first).
+# -z now: the shim's imports are bound at load, so a hook never runs the lazy
+# resolver (about 3 KiB) on a host thread's stack, which may be small.
 # libev comes from Debian's source package (scripts/deps.sh puts it in
 # build/libev): Debian's libev.a is not position-independent.  Compiled as
 # libev's docs describe for embedding (EV_STANDALONE), without its warnings:
@@ -97,7 +99,7 @@ build/libev/ev.c:
 
 $(B)/libtlsfwd-preload.so: $(PIC_OBJ) $(B)/pic/libev.o client/preload.map
 	$(CC) -shared -Wl,--version-script=client/preload.map -Wl,--exclude-libs,ALL \
-	    -Wl,-z,defs -Wl,--gc-sections -o $@ $(PIC_OBJ) $(B)/pic/libev.o $(WOLF_LIBS) \
+	    -Wl,-z,defs -Wl,-z,now -Wl,--gc-sections -o $@ $(PIC_OBJ) $(B)/pic/libev.o $(WOLF_LIBS) \
 	    -Wl,-Bstatic -lmsgpackc -Wl,-Bdynamic -lm -ldl -pthread
 
 # Small C programs the preload e2e tests run under the shim.

@@ -26,6 +26,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -168,6 +169,51 @@ static void real_resolve(void)
 }
 
 /* -------------------------------------------------------------------------
+ * the shim's own threads */
+
+struct offstack {
+	void (*fn)(void *);
+	void *arg;
+};
+
+/* The thread preload_offstack() starts: fn(arg) with the hooks passing through. */
+static void *offstack_main(void *p)
+{
+	struct offstack *o = p;
+
+	preload_inside = 1;	/* its connects (DNS, the core's own) go to libc */
+	o->fn(o->arg);
+	return NULL;
+}
+
+/*- The caller's thread only creates the thread and joins it (glibc's
+ * pthread_create takes about a KiB of stack).  Cancellation is off while it
+ * waits: the caller may hold the shim's locks, which the thread still needs. */
+int preload_offstack(void (*fn)(void *), void *arg)
+{
+	struct offstack o = { fn, arg };
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	int rc, cancel;
+
+	if ((rc = pthread_attr_init(&attr)) != 0)
+		return rc;
+	if ((rc = pthread_attr_setstacksize(&attr, PRELOAD_STACK)) == 0) {
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		rc = pthread_create(&t, &attr, offstack_main, &o);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc == 0)
+			pthread_join(t, NULL);
+		pthread_setcancelstate(cancel, NULL);
+	}
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
+/* -------------------------------------------------------------------------
  * configuration */
 
 /*- The host program's fd 2, unless it has become an internet socket: a
@@ -198,6 +244,26 @@ void preload_say(const char *fmt, ...)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
 	preload_stderr(line, (size_t)n);
+}
+
+void preload_say_plain(const char *what, const char *detail)
+{
+	static const char prefix[] = "tlsfwd-preload: ";
+	char line[256];
+	size_t n = sizeof(prefix) - 1, k;
+
+	memcpy(line, prefix, n);
+	k = strnlen(what, sizeof(line) - 2 - n);
+	memcpy(line + n, what, k);
+	n += k;
+	if (detail != NULL && n < sizeof(line) - 3) {
+		line[n++] = ' ';
+		k = strnlen(detail, sizeof(line) - 2 - n);
+		memcpy(line + n, detail, k);
+		n += k;
+	}
+	line[n++] = '\n';
+	preload_stderr(line, n);
 }
 
 __attribute__((format(printf, 1, 2)))
@@ -354,6 +420,21 @@ static void rule_resolve(const char *entry, const char *host, in_port_t port)
 		    entry, host, gai_strerror(rc));
 }
 
+/* Resolve every name again, on the shim's own thread: getaddrinfo() and the
+ * NSS modules want kilobytes of stack.  The caller holds resolve_lock. */
+static void refresh_resolve(void *arg)
+{
+	size_t i;
+	int rc;
+
+	(void)arg;
+	for (i = 0; i < cfg.nnames; i++)
+		if ((rc = resolve_name(&cfg.names[i])) != 0 &&
+		    atomic_exchange(&refresh_reported, 1) == 0)
+			preload_say("re-resolving %s failed (%s); the addresses it had stay "
+			    "intercepted", cfg.names[i].host, gai_strerror(rc));
+}
+
 /*- refresh_names(port): a connect to an address no rule matches, on a port a
  * host name entry uses: the name may have moved (the program just resolved
  * it), so resolve the names again first — at most once per resolve_every
@@ -373,13 +454,10 @@ static int refresh_names(in_port_t port)
 	before = atomic_load(&nresolved);
 	now = monotonic_seconds();
 	if (now - last_resolve >= cfg.resolve_every) {
-		preload_inside = 1;
-		for (i = 0; i < cfg.nnames; i++)
-			if ((rc = resolve_name(&cfg.names[i])) != 0 &&
-			    atomic_exchange(&refresh_reported, 1) == 0)
-				preload_say("re-resolving %s failed (%s); the addresses it had stay "
-				    "intercepted", cfg.names[i].host, gai_strerror(rc));
-		preload_inside = 0;
+		if ((rc = preload_offstack(refresh_resolve, NULL)) != 0 &&
+		    atomic_exchange(&refresh_reported, 1) == 0)
+			preload_say_plain("re-resolving the TLSFWD_INTERCEPT names failed (no "
+			    "thread); the addresses they had stay intercepted:", strerror(rc));
 		last_resolve = now;
 	}
 	pthread_mutex_unlock(&resolve_lock);
@@ -561,6 +639,28 @@ static void cfg_load(void)
 		preload_say("%s; connections to intercepted addresses will be refused", cfg.problem);
 }
 
+/* cfg_load() on the shim's own thread: the first hook may run on a small stack. */
+static void cfg_load_off(void *arg)
+{
+	(void)arg;
+	cfg_load();
+}
+
+/*- The configuration as the first hook to run loads it (if it ran before the
+ * constructor): off the caller's stack, or failing closed without a thread. */
+static void cfg_load_hook(void)
+{
+	int rc;
+
+	if (getenv("TLSFWD_INTERCEPT") == NULL)
+		return;		/* the common case: nothing to load */
+	if ((rc = preload_offstack(cfg_load_off, NULL)) != 0) {
+		cfg.active = cfg.broken = 1;	/* fail closed */
+		preload_say_plain("cannot start a thread to read the configuration; connections "
+		    "to intercepted addresses will be refused:", strerror(rc));
+	}
+}
+
 static void preload_init(void)
 {
 	pthread_once(&real_once, real_resolve);
@@ -572,16 +672,18 @@ static int preload_ready(void)
 	preload_init();
 	if (preload_inside)
 		return 0;
-	pthread_once(&cfg_once, cfg_load);
+	pthread_once(&cfg_once, cfg_load_hook);
 	return cfg.active;
 }
 
-/*- Read the configuration when the library loads, so a misconfiguration is
- * reported at start-up rather than at the first connect. */
+/*- Read the configuration when the library loads (on the thread loading it,
+ * whose stack is the program's main one), so a misconfiguration is reported
+ * at start-up rather than at the first connect. */
 __attribute__((constructor))
 static void preload_constructor(void)
 {
-	(void)preload_ready();
+	preload_init();
+	pthread_once(&cfg_once, cfg_load);
 }
 
 /* -------------------------------------------------------------------------
@@ -703,8 +805,8 @@ static int redirect_target(int domain, union inaddr *to)
 		return 0;
 	}
 	if (atomic_exchange(&family_reported, 1) == 0)
-		preload_say("TLSFWD_CLIENT has no IPv4 address for an IPv4 socket; "
-		    "intercepted IPv4 connections are refused");
+		preload_say_plain("TLSFWD_CLIENT has no IPv4 address for an IPv4 socket; "
+		    "intercepted IPv4 connections are refused", NULL);
 	return -1;
 }
 

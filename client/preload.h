@@ -10,6 +10,25 @@
  * the shim resolves names or starts the core) pass straight through to libc. */
 extern __thread int preload_inside;
 
+/* The stack of the shim's own threads (preload_offstack, the inline core's
+ * event loop), bytes: the host program's threads may have small stacks
+ * (Fluent Bit's output coroutines: 24 KiB), and wolfSSL (built without
+ * WOLFSSL_SMALL_STACK) needs tens of KiB to load a key or make a handshake. */
+#define PRELOAD_STACK (256 * 1024)
+
+/** preload_offstack(fn, arg): run fn(arg) on a new thread with a stack of
+ *  PRELOAD_STACK bytes, every signal blocked and preload_inside set, and wait
+ *  for it: whatever needs more than a few hundred bytes of stack (the
+ *  resolver, loading the configuration, starting and stopping the inline
+ *  core) never runs on the host program's thread.  Returns 0, or the
+ *  pthread_create error (fn did not run). */
+int preload_offstack(void (*fn)(void *), void *arg);
+
+/** preload_say_plain(what, detail): "tlsfwd-preload: WHAT DETAIL" on stderr,
+ *  formatted without printf (a few hundred bytes of stack): for the hooks'
+ *  own path on the host program's thread.  detail may be NULL. */
+void preload_say_plain(const char *what, const char *detail);
+
 /** inline_configure(path, problem, n): read the client configuration file
  *  for inline mode.  Returns 0, or -1 with a one-line reason in problem. */
 int inline_configure(const char *path, char *problem, size_t n);

@@ -8,10 +8,14 @@
  * The client's own configuration file is read when the library loads, so a
  * bad one is reported at start-up.  The first intercepted connect starts the
  * core: TLS policy and servers as tlsfwd-client would set them up, a listener
- * on 127.0.0.1:0 and one worker (shared/worker.c) on its own thread; the hooks
- * connect the application's socket to that listener, so the application's
- * socket stays an ordinary kernel socket (blocking, non-blocking, poll, epoll
- * and select all behave as without the shim).
+ * on 127.0.0.1:0 and one worker (shared/worker.c) on its own thread.  None of
+ * it runs on the host program's stack, which may be a 24 KiB coroutine's
+ * (Fluent Bit): the start (and the exit wait) run on a thread of the shim's
+ * own that the caller waits for, and both threads choose their stack size
+ * (PRELOAD_STACK; loading the key takes about 34 KiB, a handshake 24).
+ * The hooks connect the application's socket to that listener, so the
+ * application's socket stays an ordinary kernel socket (blocking,
+ * non-blocking, poll, epoll and select all behave as without the shim).
  *
  * Around fork: the worker holds core.quiet except while it waits for events;
  * the prepare handler takes it, so the child is forked between events, with
@@ -25,6 +29,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -137,7 +142,7 @@ static int core_start(char *err, size_t errsz)
 {
 	struct sock_addr listen = { .len = sizeof(struct sockaddr_in) };
 	struct sockaddr_in *sin = (struct sockaddr_in *)&listen.ss;
-	struct worker_thread th = { &core.quiet, core_began, core_ended, NULL };
+	struct worker_thread th = { &core.quiet, core_began, core_ended, NULL, PRELOAD_STACK };
 	socklen_t len = sizeof(core.addr);
 	int lfd;
 
@@ -185,23 +190,36 @@ fail:
 	return -1;
 }
 
-int inline_target(struct sockaddr_in *to)
+/*- On the shim's own thread (preload_offstack), with core.lock held by the
+ * connecting thread that waits for it: loading the key alone (wolfSSL's
+ * P-256 key check) takes more stack than a coroutine of the host has. */
+static void core_start_off(void *arg)
 {
 	char err[1024];
+
+	(void)arg;
+	if (core_start(err, sizeof(err)) == 0) {
+		core.state = CORE_RUNNING;
+	} else {
+		core.state = CORE_FAILED;
+		preload_say("TLSFWD_CONFIG %s: %s; connections to intercepted addresses "
+		    "will be refused", core.cfg.config_file, err);
+	}
+}
+
+int inline_target(struct sockaddr_in *to)
+{
+	static atomic_int no_thread_reported;
 	int rc;
 
 	pthread_mutex_lock(&core.lock);
-	if (core.state == CORE_IDLE && core.configured) {
-		preload_inside = 1;	/* resolving the servers may connect (DNS) */
-		if (core_start(err, sizeof(err)) == 0) {
-			core.state = CORE_RUNNING;
-		} else {
-			core.state = CORE_FAILED;
-			preload_say("TLSFWD_CONFIG %s: %s; connections to intercepted addresses "
-			    "will be refused", core.cfg.config_file, err);
-		}
-		preload_inside = 0;
-	}
+	/* A thread that cannot be created now (EAGAIN) may be later: this
+	 * connect is refused, the next one tries again. */
+	if (core.state == CORE_IDLE && core.configured &&
+	    (rc = preload_offstack(core_start_off, NULL)) != 0 &&
+	    atomic_exchange(&no_thread_reported, 1) == 0)
+		preload_say_plain("cannot start a thread to start the client core; intercepted "
+		    "connections are refused until one can be started:", strerror(rc));
 	rc = core.state == CORE_RUNNING ? 0 : -1;
 	if (rc == 0)
 		*to = core.addr;
@@ -209,11 +227,12 @@ int inline_target(struct sockaddr_in *to)
 	return rc;
 }
 
-__attribute__((destructor))
-static void inline_exit(void)
+/* At exit, on the shim's own thread if one can be started. */
+static void inline_exit_off(void *arg)
 {
 	struct timespec deadline;
 
+	(void)arg;
 	pthread_mutex_lock(&core.lock);
 	if (core.state == CORE_RUNNING) {
 		preload_inside = 1;
@@ -238,4 +257,11 @@ static void inline_exit(void)
 		core.configured = 0;
 	}
 	pthread_mutex_unlock(&core.lock);
+}
+
+__attribute__((destructor))
+static void inline_exit(void)
+{
+	if (!core.configured || preload_offstack(inline_exit_off, NULL) != 0)
+		inline_exit_off(NULL);
 }

@@ -288,18 +288,23 @@ static void *worker_main(void *arg)
 
 int worker_start(struct worker *w, const struct worker_thread *th)
 {
+	pthread_attr_t attr;
 	sigset_t all, old;
 	int rc;
 
 	if (th != NULL)
 		w->th = *th;
+	pthread_attr_init(&attr);
+	if (w->th.stack != 0)
+		pthread_attr_setstacksize(&attr, w->th.stack);
 	if (w->th.quiet != NULL)
 		ev_set_loop_release_cb(w->set.loop, quiet_release, quiet_acquire);
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	sem_init(&w->running, 0, 0);
-	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	rc = pthread_create(&w->thread, &attr, worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		sem_destroy(&w->running);
 		log_error("cannot start a worker thread", "reason=%s", strerror(rc));

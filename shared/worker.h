@@ -36,6 +36,7 @@ struct worker_thread {
 	void (*began)(void *arg);	/* if not NULL: first, on the worker's thread */
 	void (*ended)(void *arg);	/* if not NULL: once stopped, on the worker's thread */
 	void *arg;
+	size_t stack;			/* if not 0: the thread's stack size, bytes */
 };
 
 /** worker_start(w, th): run w on a new thread with every signal blocked

@@ -24,6 +24,8 @@ SHIM = BUILD / "libtlsfwd-preload.so"
 PROBES = BUILD / "probe"
 FLUENTD = "127.0.0.77:24224"          # the address the applications are configured with
 MODES = ["redirect", "inline"]
+HOOK_STACK = 2048      # bytes of a caller's stack an intercepted connect may use (about 1.4 KiB)
+HOOK_STACK_ASAN = 8192  # the same with an ASan probe, whose interceptors run there too
 
 
 def shim_env(intercept=FLUENTD, **extra):
@@ -225,6 +227,71 @@ def test_openssl_program_keeps_working(tf, route, pki):
     assert rc == 0, out + err
     assert out.splitlines()[-2:] == ["echo=over-openssl", "plain reply=reply:alongside"]
     assert not echo.errors
+
+
+def test_connect_from_a_small_stack(tf, fwd_route):
+    """Fluent Bit's outputs connect from coroutines with 24 KiB stacks: a
+    thread with a 16 KiB stack (and a guard page below it) makes the
+    program's first intercepted connect, which in inline mode starts the
+    client core (loading the key alone takes about 34 KiB).  The core must
+    not run on that stack: the program must not crash, its events must
+    arrive, and the hooks use at most HOOK_STACK bytes of it."""
+    count = 100
+    # as programs run: their own first calls bind lazily (about 3.5 KiB here)
+    p = probe(tf, "smallstack", FLUENTD, str(count), "16384", env=fwd_route.env())
+    rc, out, err = finish(p)
+    assert rc == 0, f"rc={rc} (-11 is SIGSEGV: the stack overflowed)\n{out}{err}"
+    assert out.splitlines()[0] == f"sent {count}", out + err
+    assert not shim_lines(err), err
+    # every symbol bound at load: what is left is the probe's frames and the hooks'
+    p = probe(tf, "smallstack", FLUENTD, str(count), "16384",
+              env=dict(fwd_route.env(), LD_BIND_NOW="1"))
+    rc, out, err = finish(p)
+    assert rc == 0, f"rc={rc}\n{out}{err}"
+    used, *asan = out.splitlines()[-1].removeprefix("stack used ").split()
+    limit = HOOK_STACK_ASAN if asan else HOOK_STACK
+    assert int(used) <= limit, f"{used} bytes of the caller's stack used"
+    events = fwd_route.sink.wait_events(2 * count, timeout=wait_time(20))
+    assert {e.tag for e in events} == {"smallstack"}
+    assert sorted(e.record["seq"] for e in events) == sorted(2 * list(range(count)))
+
+
+def test_re_resolution_runs_off_the_callers_stack(tf):
+    """A connect on the port of a host name entry, to an address the name
+    does not have, first resolves the name again (the program may just have
+    resolved it to a new address): getaddrinfo() and the NSS modules run on a
+    thread of the shim, not on the caller's 16 KiB stack (a lookup that went
+    to DNS overflowed it before).  localhost is in /etc/hosts: no DNS traffic."""
+    sink = tf.fwd_sink(host="127.0.0.2")     # not an address of localhost: passed through
+    port = sink.address.rpartition(":")[2]
+    env = shim_env(f"localhost:{port}", TLSFWD_CLIENT="127.0.0.1:9", TLSFWD_RESOLVE_EVERY="0",
+                   LD_BIND_NOW="1")
+    count = 20
+    p = probe(tf, "smallstack", sink.address, str(count), "16384", env=env)
+    rc, out, err = finish(p)
+    assert rc == 0, f"rc={rc} (-11 is SIGSEGV: the stack overflowed)\n{out}{err}"
+    assert out.splitlines()[0] == f"sent {count}", out + err
+    used, *asan = out.splitlines()[-1].removeprefix("stack used ").split()
+    limit = HOOK_STACK_ASAN if asan else HOOK_STACK
+    assert int(used) <= limit, f"{used} bytes of the caller's stack used"
+    assert not shim_lines(err), err
+    events = sink.wait_events(count, timeout=wait_time(20))
+    assert sorted(e.record["seq"] for e in events) == list(range(count))
+
+
+def test_inline_core_chooses_its_own_stacks(tf):
+    """A program that made new threads' default stack small (16 KiB, with
+    pthread_setattr_default_np): the core's threads still have the stack they
+    need (a handshake takes about 24 KiB, loading the key about 34 KiB)."""
+    sink = tf.fwd_sink()
+    r = Route(tf, "inline", sink)
+    count = 20
+    p = probe(tf, "smallstack", FLUENTD, str(count), "16384", "default", env=r.env())
+    rc, out, err = finish(p)
+    assert rc == 0, f"rc={rc} (-11 is SIGSEGV: the stack overflowed)\n{out}{err}"
+    assert out.splitlines()[0] == f"sent {count}", out + err
+    events = sink.wait_events(count, timeout=wait_time(20))
+    assert sorted(e.record["seq"] for e in events) == list(range(count))
 
 
 @pytest.mark.parametrize("every", ["0", "off"])
