@@ -121,6 +121,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) faults
 
 # The fault suite: both daemons in network namespaces the tests make, a
 # partition (nft), SIGKILL and SIGSTOP of each process.  Needs root.
