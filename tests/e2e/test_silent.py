@@ -42,12 +42,7 @@ def outcome(addr, payload=PAYLOAD, *, before_shut=None, timeout=None):
         s.sendall(payload)
         if before_shut is not None:
             before_shut()
-        s.shutdown(socket.SHUT_WR)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return "clean", bytes(got)
-            got += chunk
+        return read_to_end(s, got)
     except (ConnectionResetError, BrokenPipeError):
         return "reset", bytes(got)
     except socket.timeout:
@@ -60,6 +55,15 @@ def outcome(addr, payload=PAYLOAD, *, before_shut=None, timeout=None):
         s.close()
 
 
+def read_to_end(s, got):
+    """Half-close s and read until the peer's end, into got: ('clean', got)
+    if that end was clean; a reset raises."""
+    s.shutdown(socket.SHUT_WR)
+    while chunk := s.recv(65536):
+        got += chunk
+    return "clean", bytes(got)
+
+
 def assert_told(result):
     kind, got = result
     n = got if isinstance(got, int) else len(got)
@@ -67,9 +71,12 @@ def assert_told(result):
         f"the sender got {kind!r} (read {n} bytes): its lost bytes looked delivered"
 
 
+RST_LINGER = b"\x01\x00\x00\x00\x00\x00\x00\x00"    # struct linger {1, 0}: close() sends RST
+
+
 def sink_rst(sock):
     """Close a socket with RST (SO_LINGER 0)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
     sock.close()
 
 
@@ -189,17 +196,12 @@ def tls_sender(tf, server, payload=PAYLOAD, *, ending="close_notify", before_end
         if before_end is not None:
             before_end()
         if ending == "rst":
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
             return "sent", b""
         if ending == "no_close_notify":
             return "sent", b""                  # close() below: FIN, no close_notify
         s = s.unwrap()                          # close_notify, then the peer's
-        s.shutdown(socket.SHUT_WR)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return "clean", bytes(got)
-            got += chunk
+        return read_to_end(s, got)
     except (ConnectionResetError, BrokenPipeError):
         return "reset", bytes(got)
     except ssl.SSLEOFError:
