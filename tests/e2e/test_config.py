@@ -7,6 +7,7 @@ import re
 import pytest
 
 import os
+import shutil
 import subprocess
 
 from conftest import (Tunnel, daemon_command, exchange, flags, fmt_addr, free_port,
@@ -172,6 +173,20 @@ def test_server_name_with_control_characters_is_refused(tf, name):
     assert b"--server-name: " in r.stderr, r.stderr
     assert all(b == 0x0a or 0x20 <= b < 0x7f for b in r.stderr), r.stderr
     assert r.stdout == b"", r.stdout
+
+
+def test_key_readable_by_others_warning_names_the_mode(tf):
+    key = tf.tmp / "key.pem"
+    shutil.copy(tf.pki.client.key, key)
+    key.chmod(0o644)
+    r = tf.run("tlsfwd-client", *flags(dict(ca=tf.pki.ca.cert, cert=tf.pki.client.cert, key=key,
+                                          server="127.0.0.1:24284")), "--check")
+    assert r.returncode == 0, r.stderr
+    warns = [w for w in map(parse_log_line, r.stderr.splitlines())
+             if w.get("msg") == "key file is readable by others"]
+    assert warns, r.stderr
+    assert warns[0]["file"] == str(key)
+    assert warns[0]["mode"] == "0644", r.stderr
 
 
 def test_missing_config_file(tf):
