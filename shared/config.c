@@ -543,22 +543,27 @@ static int load(struct config *cfg, enum role role, const char *prog, int argc,
 	return validate(cfg, err, errsz);
 }
 
-/* escape(s, errsz): s (a message of at most errsz bytes) with every byte
- * that is not printable ASCII written as \xNN and a backslash as \\, so a
- * config file's binary junk or a terminal escape in a flag is shown, never
- * sent to the terminal as it is; cut with "..." if it no longer fits. */
-static void escape(char *s, size_t errsz)
+/* esc_len(c): how many bytes config_escape() writes for the byte c. */
+static size_t esc_len(unsigned char c)
+{
+	return c == '\\' ? 2 : c < 0x20 || c > 0x7e ? 4 : 1;
+}
+
+void config_escape(char *s, size_t errsz)
 {
 	char *raw = strdup(s), *o = s;
 	const unsigned char *p;
-	size_t left = errsz;
+	size_t left = errsz, need = 1, keep;
 
-	if (raw == NULL || errsz < 8)
+	if (raw == NULL || errsz < 4)
 		goto out;
+	for (p = (const unsigned char *)raw; *p != '\0'; p++)
+		need += esc_len(*p);
+	keep = need > errsz ? 4 : 1;	/* room for "..." and the NUL, or the NUL */
 	for (p = (const unsigned char *)raw; *p != '\0'; p++) {
-		int n = *p == '\\' ? 2 : *p < 0x20 || *p > 0x7e ? 4 : 1;
+		size_t n = esc_len(*p);
 
-		if ((size_t)n + 4 > left) {
+		if (n + keep > left) {
 			strcpy(o, "...");
 			goto out;
 		}
@@ -569,7 +574,7 @@ static void escape(char *s, size_t errsz)
 		else
 			*o = (char)*p;
 		o += n;
-		left -= (size_t)n;
+		left -= n;
 	}
 	*o = '\0';
 out:
@@ -582,7 +587,7 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 	int rc = load(cfg, role, prog, argc, argv, err, errsz);
 
 	if (rc < 0)
-		escape(err, errsz);
+		config_escape(err, errsz);
 	return rc;
 }
 

@@ -162,6 +162,18 @@ def test_binary_junk_in_a_config_file_is_escaped_in_the_error(tf):
         f"raw bytes reached the terminal: {r.stderr!r}"
 
 
+def test_binary_junk_in_an_allow_file_is_escaped_in_the_startup_error(tf):
+    rules = tf.tmp / "allow.txt"
+    rules.write_bytes(b"cn:web-1\n\x1b[2J\xff:x\n")
+    r = run_bytes(tf, "tlsfwd-server", *flags(dict(ca=tf.pki.ca.cert, cert=tf.pki.server.cert,
+                                                   key=tf.pki.server.key, allow_file=rules)),
+                  "--check")
+    assert r.returncode == 1, r.stderr
+    assert f"{rules}:2: ".encode() in r.stderr and b"\\x1b[2J\\xff" in r.stderr, r.stderr
+    assert all(b == 0x0a or 0x20 <= b < 0x7f for b in r.stderr), \
+        f"raw bytes reached the terminal: {r.stderr!r}"
+
+
 @pytest.mark.parametrize("name", ["logs\x1b[2J.example.com", "logs.example.com\r",
                                   "b\xfccher.example"], ids=["escape", "cr", "latin1"])
 def test_server_name_with_control_characters_is_refused(tf, name):

@@ -839,6 +839,25 @@ static void test_file_junk(void **state)
 	    ROLE_SERVER, SERVER_REQ, "--audit-tag", "a\\b\n", NULL);
 }
 
+/* config_escape: \xNN for what is not printable ASCII, \\ for a backslash,
+ * "..." when the result would not fit. */
+static void test_escape(void **state)
+{
+	char buf[16];
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "a\x1b\\\xff\n");
+	config_escape(buf, sizeof(buf));
+	assert_string_equal(buf, "a\\x1b\\\\\\xff\\x0a");
+	snprintf(buf, sizeof(buf), "plain text");
+	config_escape(buf, sizeof(buf));
+	assert_string_equal(buf, "plain text");
+	snprintf(buf, sizeof(buf), "abcdefghi\x01jkl");
+	config_escape(buf, sizeof(buf));	/* 9 + 4 + 3 bytes and a NUL: cut */
+	assert_string_equal(buf, "abcdefghi...");
+	assert_true(strlen(buf) < sizeof(buf));
+}
+
 /* --server-name is a host name or an IP literal: no control characters,
  * spaces or raw non-ASCII bytes (they would go out as SNI and to --check). */
 static void test_server_name_is_printable(void **state)
@@ -1160,6 +1179,7 @@ int main(void)
 		T(test_file_cannot_be_read),
 		T(test_list_rule_errors_name_the_line),
 		T(test_file_junk),
+		T(test_escape),
 		T(test_server_name_is_printable),
 		T(test_help_still_reads_file),
 		T(test_print_format),
