@@ -1,5 +1,6 @@
 /* config: the option table, the config file reader and the flag parser. */
 #include "config.h"
+#include "authz.h"
 #include "sock.h"
 
 #include <ctype.h>
@@ -143,6 +144,64 @@ static void list_free(struct strlist *l)
 	l->n = 0;
 }
 
+/* check_rule(o, value, why, whysz): a value of --allow-*, --allow-net or
+ * --pin-server, parsed as the daemon will parse it, so that a bad one is
+ * reported where it was written (FILE:LINE: key, or --key).  NULL when it
+ * is fine or o holds no rules; else the reason. */
+static const char *check_rule(const struct opt *o, const char *value, char *why, size_t whysz)
+{
+	static const struct { size_t off; enum authz_kind kind; } kinds[] = {
+		{ O(allow_cn), AUTHZ_CN }, { O(allow_dns), AUTHZ_DNS },
+		{ O(allow_uri), AUTHZ_URI }, { O(allow_ou), AUTHZ_OU },
+		{ O(allow_fingerprint), AUTHZ_FINGERPRINT }, { O(allow_spki), AUTHZ_SPKI },
+	};
+	struct authz_nets *nets;
+	struct authz *r;
+	size_t i;
+	int rc = -1;
+
+	if (o->off == O(allow_net)) {
+		if ((nets = authz_nets_new()) == NULL)
+			return strerror(ENOMEM);
+		rc = authz_net_add(nets, value, why, whysz);
+		authz_nets_free(nets);
+		return rc < 0 ? why : NULL;
+	}
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && kinds[i].off != o->off; i++)
+		;
+	if (i == sizeof(kinds) / sizeof(kinds[0]) && o->off != O(pin_server))
+		return NULL;
+	if ((r = authz_new()) == NULL)
+		return strerror(ENOMEM);
+	if (o->off == O(pin_server)) {
+		rc = authz_add(r, value, why, whysz);
+		if (rc == 0 && !authz_only_pins(r)) {
+			snprintf(why, whysz, "expected sha256:HEX or spki:HEX");
+			rc = -1;
+		}
+	} else {
+		rc = authz_add_kind(r, kinds[i].kind, value, why, whysz);
+	}
+	authz_free(r);
+	return rc < 0 ? why : NULL;
+}
+
+/* check_text(o, value): control characters have no place in any value (a
+ * terminal escape in a name would reach --check and the logs); a name to
+ * verify and send as SNI is printable ASCII.  NULL, or the reason. */
+static const char *check_text(const struct opt *o, const char *value)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)value; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return "control character in the value";
+		if (o->off == O(server_name) && (*p == ' ' || *p > 0x7e))
+			return "not a host name (printable ASCII only; an IDN in its xn-- form)";
+	}
+	return NULL;
+}
+
 /* opt_set(cfg, o, value, why, whysz): parse value into o's field.  NULL, or
  * why holding the reason. */
 static const char *opt_set(struct config *cfg, const struct opt *o, const char *value,
@@ -153,6 +212,8 @@ static const char *opt_set(struct config *cfg, const struct opt *o, const char *
 	const char *bad;
 	int i;
 
+	if ((bad = check_text(o, value)) != NULL)
+		return bad;
 	if ((o->flags & F_ADDR) && *value != '\0' &&
 	    sock_split(value, host, sizeof(host), port, sizeof(port), &bad) < 0)
 		return bad;
@@ -171,6 +232,8 @@ static const char *opt_set(struct config *cfg, const struct opt *o, const char *
 
 		if (*value == '\0')
 			return "empty value";
+		if (check_rule(o, value, why, whysz) != NULL)
+			return why;
 		if ((v = realloc(l->v, sizeof(*v) * (size_t)(l->n + 1))) == NULL ||
 		    (v[l->n] = strdup(value)) == NULL) {
 			if (v != NULL)
@@ -266,20 +329,26 @@ static int config_read_file(struct config *cfg, const char *path, char *err, siz
 	char *line = NULL;
 	size_t cap = 0;
 	int lineno = 0, rc = -1;
+	ssize_t len;
 	FILE *fp;
 
 	if ((fp = fopen(path, "r")) == NULL) {
 		snprintf(err, errsz, "%s: cannot read config file: %s", path, strerror(errno));
 		return -1;
 	}
-	while (getline(&line, &cap, fp) >= 0) {
+	while ((len = getline(&line, &cap, fp)) >= 0) {
 		char *s, *eq, *key, *val;
 		const struct opt *o;
-		char whybuf[128];
+		char whybuf[256];
 		const char *why;
 		size_t vlen;
 
 		lineno++;
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			snprintf(err, errsz, "%s:%d: NUL byte in the line (not a text file?)", path,
+			    lineno);
+			goto out;
+		}
 		strip_comment(line);
 		s = trim(line);
 		if (*s == '\0')
@@ -379,7 +448,9 @@ static int validate(struct config *cfg, char *err, size_t errsz)
 	return 0;
 }
 
-int config_load(struct config *cfg, enum role role, const char *prog, int argc,
+/* load(cfg, role, prog, argc, argv, err, errsz): config_load() before its
+ * message is made safe to print. */
+static int load(struct config *cfg, enum role role, const char *prog, int argc,
     char **argv, char *err, size_t errsz)
 {
 	unsigned char cli_list_seen[NOPTS] = { 0 };
@@ -392,7 +463,7 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 	cfg->prog = prog;
 	for (i = 0; i < NOPTS; i++) {
 		const char *def = role == ROLE_CLIENT ? opts[i].def_client : opts[i].def_server;
-		char whybuf[128];
+		char whybuf[256];
 		const char *why;
 
 		if ((opts[i].roles & role) && def != NULL &&
@@ -408,7 +479,7 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 
 	for (a = 1; a < argc; a++) {
 		const char *arg = argv[a], *name, *val = NULL, *eq, *why;
-		char whybuf[128];
+		char whybuf[256];
 		const struct opt *o;
 		size_t nlen;
 
@@ -472,6 +543,54 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 	if (cfg->help || cfg->version)
 		return 0;
 	return validate(cfg, err, errsz);
+}
+
+/* esc_len(c): how many bytes config_escape() writes for the byte c. */
+static size_t esc_len(unsigned char c)
+{
+	return c == '\\' ? 2 : c < 0x20 || c > 0x7e ? 4 : 1;
+}
+
+void config_escape(char *s, size_t errsz)
+{
+	char *raw = strdup(s), *o = s;
+	const unsigned char *p;
+	size_t left = errsz, need = 1, keep;
+
+	if (raw == NULL || errsz < 4)
+		goto out;
+	for (p = (const unsigned char *)raw; *p != '\0'; p++)
+		need += esc_len(*p);
+	keep = need > errsz ? 4 : 1;	/* room for "..." and the NUL, or the NUL */
+	for (p = (const unsigned char *)raw; *p != '\0'; p++) {
+		size_t n = esc_len(*p);
+
+		if (n + keep > left) {
+			strcpy(o, "...");
+			goto out;
+		}
+		if (*p == '\\')
+			memcpy(o, "\\\\", 2);
+		else if (n == 4)
+			snprintf(o, 5, "\\x%02x", *p);
+		else
+			*o = (char)*p;
+		o += n;
+		left -= n;
+	}
+	*o = '\0';
+out:
+	free(raw);
+}
+
+int config_load(struct config *cfg, enum role role, const char *prog, int argc,
+    char **argv, char *err, size_t errsz)
+{
+	int rc = load(cfg, role, prog, argc, argv, err, errsz);
+
+	if (rc < 0)
+		config_escape(err, errsz);
+	return rc;
 }
 
 /* print_str(out, name, v): "name = v", quoted when v holds a comment start

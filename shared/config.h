@@ -49,6 +49,13 @@ struct config {
 int config_load(struct config *cfg, enum role role, const char *prog, int argc,
     char **argv, char *err, size_t errsz);
 
+/** config_escape(s, errsz): rewrite the message s (in a buffer of errsz bytes)
+ *  with every byte that is not printable ASCII as \xNN and a backslash as
+ *  \\, cut with "..." to fit, so that a file's binary junk or a terminal
+ *  escape in a flag is shown, never sent to the terminal as it is.
+ *  config_load() does it to its own messages. */
+void config_escape(char *s, size_t errsz);
+
 /** config_print(cfg, out): the effective configuration, in config-file syntax. */
 void config_print(const struct config *cfg, FILE *out);
 

@@ -267,6 +267,7 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 		goto out_tls;
 	}
 	if (daemon_tunnel_open(&t, &cfg, &listen, prepare, err, sizeof(err)) < 0) {
+		config_escape(err, sizeof(err));	/* an allow-file's junk, say */
 		fprintf(stderr, "%s: %s\n", prog, err);
 		goto out_tls;
 	}

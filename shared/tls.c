@@ -95,9 +95,12 @@ static int key_check_mode(const char *path, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: key file is writable by group or others; chmod 600 it", path);
 		return -1;
 	}
-	if (st.st_mode & S_IROTH)
-		log_warn("key file is readable by others", "file=%s mode=%o", path,
-		    (unsigned)(st.st_mode & 07777));
+	if (st.st_mode & S_IROTH) {
+		char mode[8];	/* log_kv has no %o */
+
+		snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
+		log_warn("key file is readable by others", "file=%s mode=%s", path, mode);
+	}
 	return 0;
 }
 

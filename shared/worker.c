@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #define PAUSE_RETRY 0.1		/* seconds between re-checks while paused */
 #define PAUSE_WARN_EVERY 10.	/* seconds between "paused" warnings */
 #define WATCH_SETTLE 0.5	/* seconds of quiet after a file event before reloading */
+#define TRIM_EVERY 1.		/* seconds between checks for memory to give back */
 
 /* A watched inotify fd: drain its events, reload once they settle. */
 struct watch {
@@ -38,6 +40,7 @@ struct worker {
 };
 
 static atomic_long last_pause_warn;	/* ev_time() of the last warning, whole seconds */
+static atomic_ulong accepted;		/* connections accepted by any worker, ever */
 
 /* -------------------------------------------------------------------------
  * file watching, on whichever loop runs it */
@@ -134,6 +137,7 @@ static int accept_batch(struct worker *w)
 			return i;
 		}
 		conn_start(&w->set, fd, &peer);
+		atomic_fetch_add(&accepted, 1);
 	}
 	return i;
 }
@@ -359,6 +363,10 @@ struct main_state {
 	ev_async done_w;	/* from a worker thread: it has ended */
 	const struct workers_hooks *hooks;
 	struct watch watch;
+	struct tunnel *t;
+	ev_timer trim_w;	/* gives freed memory back once a burst settles */
+	unsigned long trim_accepted;	/* `accepted` at the last trim */
+	long trim_active, prev_active;	/* t->active at the last trim, at the last check */
 };
 
 static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
@@ -388,6 +396,32 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 		worker_stop(m->w[i], m->signals > 1);
 }
 
+/* trim_cb: give the memory of closed connections back to the system; the
+ * allocator would keep the heap at its peak after a burst.  Every TRIM_EVERY
+ * seconds on the main thread, never on a worker's path: trim when
+ * connections came or went since the last trim and their number is not
+ * rising (a burst has settled, or the load is steady).  Idle: nothing. */
+static void trim_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	struct main_state *m = tw->data;
+	unsigned long a = atomic_load(&accepted);
+	long act = atomic_load(&m->t->active), prev = m->prev_active;
+	ev_tstamp t0;
+	int freed;
+
+	(void)loop;
+	(void)revents;
+	m->prev_active = act;
+	if (act > prev || (a == m->trim_accepted && act >= m->trim_active))
+		return;
+	m->trim_accepted = a;
+	m->trim_active = act;
+	t0 = ev_time();
+	freed = malloc_trim(0);
+	log_debug("memory trimmed", "active=%ld released=%d took=%f", act, freed,
+	    ev_time() - t0);
+}
+
 /* On a worker's thread, as it ends. */
 static void worker_ended(void *arg)
 {
@@ -409,7 +443,7 @@ static void done_cb(struct ev_loop *loop, ev_async *a, int revents)
 int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
     const struct workers_hooks *hooks)
 {
-	struct main_state m = { .loop = ev_default_loop(0), .n = n, .hooks = hooks };
+	struct main_state m = { .loop = ev_default_loop(0), .n = n, .hooks = hooks, .t = t };
 	static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	enum { NSIG_WATCHED = sizeof(signums) / sizeof(signums[0]) };
 	ev_signal sig[NSIG_WATCHED];
@@ -447,6 +481,9 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		ev_signal_start(m.loop, &sig[i]);
 	}
 	watch_start(m.loop, &m.watch, hooks);
+	ev_timer_init(&m.trim_w, trim_cb, TRIM_EVERY, TRIM_EVERY);
+	m.trim_w.data = &m;
+	ev_timer_start(m.loop, &m.trim_w);
 	if (m.running == n) {
 		log_info("listening", "listen=%s workers=%d", sock_ntop(listen, addr), n);
 		rc = 0;
@@ -460,6 +497,7 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 	for (i = 0; i < NSIG_WATCHED; i++)
 		ev_signal_stop(m.loop, &sig[i]);
 	watch_stop(m.loop, &m.watch);
+	ev_timer_stop(m.loop, &m.trim_w);
 	if (rc == 0)
 		log_info("stopped", NULL);
 out:

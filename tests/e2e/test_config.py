@@ -6,7 +6,12 @@ import re
 
 import pytest
 
-from conftest import Tunnel, exchange, flags, fmt_addr, free_port, wait_closed, wait_time
+import os
+import shutil
+import subprocess
+
+from conftest import (Tunnel, daemon_command, exchange, flags, fmt_addr, free_port,
+                      parse_log_line, wait_closed, wait_time)
 
 PASS_ENV = "TLSFWD_E2E_KEY_PASS"
 
@@ -108,6 +113,11 @@ BAD_LINES = {
     "bad-address": ("listen = 127.0.0.1", "listen"),
     "bad-log-level": ("log-level = chatty", "log-level"),
     "no-equals": ("drain-timeout 5", None),       # no key to name: FILE:LINE: is enough
+    # List options whose values are rules: checked as they are read, not at start-up.
+    "bad-allow-net": ("allow-net = 10.0.0.1/8", "allow-net"),
+    "bad-allow-spki": ("allow-spki = sha256:" + "ab" * 32, "allow-spki"),
+    "bad-allow-fingerprint": ("allow-fingerprint = abcd", "allow-fingerprint"),
+    "bad-allow-dns": ("allow-dns = a..example.com", "allow-dns"),
 }
 
 
@@ -120,6 +130,75 @@ def test_config_file_error_names_file_line_and_key(tf, case):
     assert r.returncode == 1, f"exit {r.returncode}\n{r.stdout}{r.stderr}"
     want = f"{conf}:{len(lines)}:" + (f" {key}:" if key else "")
     assert want in r.stderr, r.stderr
+
+
+def run_bytes(tf, prog, *args):
+    """tf.run with stdout and stderr as bytes: what the terminal would get."""
+    cmd = daemon_command(prog, [], tf.tmp / f"{prog}-bytes.valgrind")
+    cmd += [a if isinstance(a, bytes) else os.fsencode(str(a)) for a in args]
+    return subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL,
+                          timeout=wait_time(30))
+
+
+def test_nul_byte_in_a_config_file_is_an_error(tf):
+    """A NUL byte would cut the line short (here: the port) without a word."""
+    lines = [line.encode() for line in base_config(tf, "tlsfwd-server")]
+    conf = tf.tmp / "nul.conf"
+    conf.write_bytes(b"\n".join(lines + [b"listen = 127.0.0.1:1\x0024284", b""]))
+    r = tf.run("tlsfwd-server", "--config", conf, "--check")
+    assert r.returncode == 1, f"exit {r.returncode}\n{r.stdout}{r.stderr}"
+    assert f"{conf}:{len(lines) + 1}: NUL byte" in r.stderr, r.stderr
+
+
+def test_binary_junk_in_a_config_file_is_escaped_in_the_error(tf):
+    lines = [line.encode() for line in base_config(tf, "tlsfwd-server")]
+    conf = tf.tmp / "junk.conf"
+    conf.write_bytes(b"\n".join(lines + [b"\x1b[2J\x1b]0;owned\x07\xff\xfe = 1", b""]))
+    r = run_bytes(tf, "tlsfwd-server", "--config", conf, "--check")
+    assert r.returncode == 1, r.stderr
+    assert f"{conf}:{len(lines) + 1}: ".encode() in r.stderr, r.stderr
+    assert b"\\x1b[2J\\x1b]0;owned\\x07\\xff\\xfe: unknown option" in r.stderr, r.stderr
+    assert all(b == 0x0a or 0x20 <= b < 0x7f for b in r.stderr), \
+        f"raw bytes reached the terminal: {r.stderr!r}"
+
+
+def test_binary_junk_in_an_allow_file_is_escaped_in_the_startup_error(tf):
+    rules = tf.tmp / "allow.txt"
+    rules.write_bytes(b"cn:web-1\n\x1b[2J\xff:x\n")
+    r = run_bytes(tf, "tlsfwd-server", *flags(dict(ca=tf.pki.ca.cert, cert=tf.pki.server.cert,
+                                                   key=tf.pki.server.key, allow_file=rules)),
+                  "--check")
+    assert r.returncode == 1, r.stderr
+    assert f"{rules}:2: ".encode() in r.stderr and b"\\x1b[2J\\xff" in r.stderr, r.stderr
+    assert all(b == 0x0a or 0x20 <= b < 0x7f for b in r.stderr), \
+        f"raw bytes reached the terminal: {r.stderr!r}"
+
+
+@pytest.mark.parametrize("name", ["logs\x1b[2J.example.com", "logs.example.com\r",
+                                  "b\xfccher.example"], ids=["escape", "cr", "latin1"])
+def test_server_name_with_control_characters_is_refused(tf, name):
+    r = run_bytes(tf, "tlsfwd-client", *flags(dict(ca=tf.pki.ca.cert, cert=tf.pki.client.cert,
+                                                   key=tf.pki.client.key,
+                                                   server="127.0.0.1:24284")),
+                  "--server-name", os.fsencode(name), "--check")
+    assert r.returncode == 1, f"--check accepted it and printed:\n{r.stdout!r}"
+    assert b"--server-name: " in r.stderr, r.stderr
+    assert all(b == 0x0a or 0x20 <= b < 0x7f for b in r.stderr), r.stderr
+    assert r.stdout == b"", r.stdout
+
+
+def test_key_readable_by_others_warning_names_the_mode(tf):
+    key = tf.tmp / "key.pem"
+    shutil.copy(tf.pki.client.key, key)
+    key.chmod(0o644)
+    r = tf.run("tlsfwd-client", *flags(dict(ca=tf.pki.ca.cert, cert=tf.pki.client.cert, key=key,
+                                          server="127.0.0.1:24284")), "--check")
+    assert r.returncode == 0, r.stderr
+    warns = [w for w in map(parse_log_line, r.stderr.splitlines())
+             if w.get("msg") == "key file is readable by others"]
+    assert warns, r.stderr
+    assert warns[0]["file"] == str(key)
+    assert warns[0]["mode"] == "0644", r.stderr
 
 
 def test_missing_config_file(tf):

@@ -17,6 +17,9 @@
 #include "log.h"
 
 #define MAXARGS 48
+#define FP64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define FP_SHORT "too short for a SHA-256 fingerprint (64 hex digits)"
+#define DNS_EMPTY "empty label in DNS name"
 #define NPATHS 4
 
 /* Each test gets two configs and up to NPATHS temp files; teardown frees and
@@ -762,6 +765,120 @@ static void test_file_cannot_be_read(void **state)
 	assert_non_null(strstr(f->err, "Is a directory"));
 }
 
+/* The values of list options that hold rules are checked as they are read,
+ * so a bad one is named where it was written: FILE:LINE: key, or --key. */
+static void test_list_rule_errors_name_the_line(void **state)
+{
+	struct fx *f = *state;
+
+	file_error(f, ROLE_SERVER, "allow-cn = web-1\n\nallow-net = 10.0.0.1/8\n", 3,
+	    "allow-net: host bits set after the /8 prefix (did you mean 10.0.0.0/8?): 10.0.0.1/8");
+	file_error(f, ROLE_SERVER, "allow-net = 10.0.0.0/8\nallow-net = ten\n", 2,
+	    "allow-net: not an IPv4 or IPv6 network (10.0.0.0/8, fd00::/8, 192.0.2.7): ten");
+	file_error(f, ROLE_SERVER, "allow-spki = sha256:" FP64 "\n", 1,
+	    "allow-spki: a certificate fingerprint (sha256:) where a key pin (spki:) is "
+	    "expected: sha256:" FP64);
+	file_error(f, ROLE_SERVER, "allow-fingerprint = abcd\n", 1,
+	    "allow-fingerprint: " FP_SHORT ": abcd");
+	file_error(f, ROLE_SERVER, "# dns\nallow-dns = a..example.com\n", 2,
+	    "allow-dns: " DNS_EMPTY ": a..example.com");
+	file_error(f, ROLE_SERVER, "allow-uri = no scheme\n", 1,
+	    "allow-uri: not a URI (expected scheme:..., e.g. spiffe://corp/edge/a): no scheme");
+	file_error(f, ROLE_CLIENT, "server = h:1\npin-server = cn:web-1\n", 2,
+	    "pin-server: expected sha256:HEX or spki:HEX: cn:web-1");
+	/* The same from a flag, and good values still load. */
+	assert_load_error(f, "--allow-net: not an IPv4 or IPv6 network (10.0.0.0/8, fd00::/8, "
+	    "192.0.2.7): ten", ROLE_SERVER, SERVER_REQ, "--allow-net", "ten", NULL);
+	assert_loads(f, &f->cfg, ROLE_SERVER, SERVER_REQ, "--allow-net", "10.0.0.0/8",
+	    "--allow-dns", "*.example.com", "--allow-spki", "spki:" FP64,
+	    "--allow-fingerprint", FP64, NULL);
+	assert_int_equal(f->cfg.allow_net.n, 1);
+	assert_int_equal(f->cfg.allow_spki.n, 1);
+}
+
+/* tmp_bytes(f, data, n): a temp file holding n bytes (NULs too); its path. */
+static const char *tmp_bytes(struct fx *f, const char *data, size_t n)
+{
+	const char *p = tmp_path(f);
+	FILE *fp = fopen(p, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, n, fp), n);
+	assert_int_equal(fclose(fp), 0);
+	return p;
+}
+
+/* A NUL byte does not cut a line short silently; binary junk and control
+ * characters are never echoed as they are. */
+static void test_file_junk(void **state)
+{
+	static const char nul[] = "max-conns = 1\nlisten = 127.0.0.1:1\0 # cut\n";
+	static const char junk[] = "max-conns = 1\n\x1b[2J\x7f\xff\xfe = 1\n";
+	static const char val[] = "audit-tag = a\x1b]0;pwned\x07" "b\n";
+	struct fx *f = *state;
+	char want[512];
+	const char *p;
+
+	p = tmp_bytes(f, nul, sizeof(nul) - 1);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in the line (not a text file?)", p);
+	assert_load_error(f, want, ROLE_SERVER, "--config", p, SERVER_REQ, NULL);
+
+	p = tmp_bytes(f, junk, sizeof(junk) - 1);
+	snprintf(want, sizeof(want), "%s:2: \\x1b[2J\\x7f\\xff\\xfe: unknown option", p);
+	assert_load_error(f, want, ROLE_SERVER, "--config", p, SERVER_REQ, NULL);
+
+	p = tmp_bytes(f, val, sizeof(val) - 1);
+	snprintf(want, sizeof(want), "%s:1: audit-tag: control character in the value: "
+	    "a\\x1b]0;pwned\\x07b", p);
+	assert_load_error(f, want, ROLE_SERVER, "--config", p, SERVER_REQ, NULL);
+
+	/* Flags too; a backslash is doubled so the escapes stay unambiguous. */
+	assert_load_error(f, "--\\x1b[31m: unknown option (see --help)", ROLE_SERVER,
+	    SERVER_REQ, "--\x1b[31m", NULL);
+	assert_load_error(f, "--audit-tag: control character in the value: a\\\\b\\x0a",
+	    ROLE_SERVER, SERVER_REQ, "--audit-tag", "a\\b\n", NULL);
+}
+
+/* config_escape: \xNN for what is not printable ASCII, \\ for a backslash,
+ * "..." when the result would not fit. */
+static void test_escape(void **state)
+{
+	char buf[16];
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "a\x1b\\\xff\n");
+	config_escape(buf, sizeof(buf));
+	assert_string_equal(buf, "a\\x1b\\\\\\xff\\x0a");
+	snprintf(buf, sizeof(buf), "plain text");
+	config_escape(buf, sizeof(buf));
+	assert_string_equal(buf, "plain text");
+	snprintf(buf, sizeof(buf), "abcdefghi\x01jkl");
+	config_escape(buf, sizeof(buf));	/* 9 + 4 + 3 bytes and a NUL: cut */
+	assert_string_equal(buf, "abcdefghi...");
+	assert_true(strlen(buf) < sizeof(buf));
+}
+
+/* --server-name is a host name or an IP literal: no control characters,
+ * spaces or raw non-ASCII bytes (they would go out as SNI and to --check). */
+static void test_server_name_is_printable(void **state)
+{
+	struct fx *f = *state;
+
+	assert_load_error(f, "--server-name: control character in the value: "
+	    "logs\\x1b[2J.example.com", ROLE_CLIENT, CLIENT_REQ, "--server-name",
+	    "logs\x1b[2J.example.com", NULL);
+	assert_load_error(f, "--server-name: control character in the value: logs\\x0a",
+	    ROLE_CLIENT, CLIENT_REQ, "--server-name=logs\n", NULL);
+	assert_load_error(f, "--server-name: not a host name (printable ASCII only; an IDN in "
+	    "its xn-- form): b\\xc3\\xbccher.example", ROLE_CLIENT, CLIENT_REQ,
+	    "--server-name", "b\xc3\xbc" "cher.example", NULL);
+	assert_load_error(f, "--server-name: not a host name (printable ASCII only; an IDN in "
+	    "its xn-- form): a b", ROLE_CLIENT, CLIENT_REQ, "--server-name", "a b", NULL);
+	assert_loads(f, &f->cfg, ROLE_CLIENT, CLIENT_REQ, "--server-name",
+	    "xn--bcher-kva.example", NULL);
+	assert_string_equal(f->cfg.server_name, "xn--bcher-kva.example");
+}
+
 static void test_help_still_reads_file(void **state)
 {
 	struct fx *f = *state;
@@ -1060,6 +1177,10 @@ int main(void)
 		T(test_lists),
 		T(test_file_errors),
 		T(test_file_cannot_be_read),
+		T(test_list_rule_errors_name_the_line),
+		T(test_file_junk),
+		T(test_escape),
+		T(test_server_name_is_printable),
 		T(test_help_still_reads_file),
 		T(test_print_format),
 		T(test_print_round_trip_client),
