@@ -41,6 +41,12 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
+	t->max_handshakes = cfg->max_handshakes;
+	if (cfg->max_handshakes_per_ip > 0 &&
+	    (t->hs_peers = peers_new(cfg->max_handshakes_per_ip, cfg->max_conns)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 

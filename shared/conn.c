@@ -25,6 +25,7 @@
 #include "authz.h"
 #include "log.h"
 #include "peers.h"
+#include "ratelimit.h"
 #include "ring.h"
 #include "x509.h"
 
@@ -45,6 +46,7 @@ enum conn_reason {
 	CONN_NOT_TLS,
 	CONN_HANDSHAKE_FAILED,
 	CONN_HANDSHAKE_TIMEOUT,
+	CONN_PREAUTH_DROPPED,	/* --max-handshakes: the oldest pending handshake goes */
 	CONN_CONNECT_FAILED,
 	CONN_READ_ERROR,
 	CONN_WRITE_ERROR,
@@ -63,6 +65,7 @@ static const struct {
 	[CONN_NOT_TLS]		 = { "refused: not TLS", LOG_WARN, 0 },
 	[CONN_HANDSHAKE_FAILED]	 = { "handshake failed", LOG_WARN, 0 },
 	[CONN_HANDSHAKE_TIMEOUT] = { "handshake timed out", LOG_WARN, 0 },
+	[CONN_PREAUTH_DROPPED]	 = { "dropped: too many pending handshakes", LOG_WARN, 1 },
 	[CONN_CONNECT_FAILED]	 = { "upstream unreachable", LOG_WARN, 1 },
 	[CONN_READ_ERROR]	 = { "read failed", LOG_INFO, 1 },
 	[CONN_WRITE_ERROR]	 = { "write failed", LOG_INFO, 1 },
@@ -103,6 +106,8 @@ struct conn {
 	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
 	struct verdict *verdict;	/* during the handshake: who the peer is */
 	struct sock_addr peer_addr;	/* for t->peers, which counts it */
+	struct conn *hs_prev, *hs_next;	/* server, while pending: s->hs_new .. s->hs_old */
+	int pending;			/* server: counted in t->handshaking (and t->hs_peers) */
 	unsigned long long bytes[2];	/* read from end[i] */
 	char peer[SOCK_NTOP_MAX];
 };
@@ -116,6 +121,8 @@ struct verdict {
 };
 
 static void conn_update(struct conn *c);
+static void pending_leave(struct conn *c);
+static void pending_touch(struct conn *c);
 static void verdict_free(struct conn *c);
 static void audit(struct conn *c, enum audit_kind kind, const char *reason);
 
@@ -195,6 +202,7 @@ static void conn_free(struct conn *c, int abortive)
 		ring_free(&c->ring[i]);
 	}
 	tls_policy_release(c->pol);
+	pending_leave(c);
 	if (t->peers != NULL)
 		peers_release(t->peers, &c->peer_addr);
 	if (c->prev != NULL)
@@ -216,7 +224,8 @@ static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
 	struct conn_set *s = c->s;
 	struct tunnel *t = s->t;
 
-	if (log_enabled(reasons[why].level)) {
+	if (log_enabled(reasons[why].level) && (t->role != ROLE_SERVER || c->end[0].ready ||
+	    ratelimit_allow(reasons[why].level, reasons[why].msg, &c->peer_addr, detail))) {
 		/* The server names its upstream only once it tried it. */
 		int tried = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
 		char code[16];
@@ -229,7 +238,8 @@ static int conn_drop(struct conn *c, enum conn_reason why, const char *detail)
 		    c->verdict->id->subject : NULL, c->tls_code != 0 ? code : NULL,
 		    c->bytes[0], c->bytes[1], ev_now(s->loop) - c->start);
 	}
-	if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED || why == CONN_HANDSHAKE_TIMEOUT)
+	if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED || why == CONN_HANDSHAKE_TIMEOUT ||
+	    why == CONN_PREAUTH_DROPPED)
 		audit(c, AUDIT_DENY, detail);
 	else if (c->end[0].ready)
 		audit(c, AUDIT_CLOSE, detail);
@@ -539,6 +549,7 @@ static int conn_handshake(struct conn *c)
 
 	if (e->hwait)
 		return 0;
+	pending_touch(c);
 	if (e->ssl == NULL) {
 		/* Server: look at the first byte before paying for a WOLFSSL, so
 		 * plaintext and silent sockets cost nothing but the fd. */
@@ -577,6 +588,8 @@ static int conn_handshake(struct conn *c)
 	e->ready = 1;
 	if (t->role == ROLE_SERVER) {
 		char subject[256];
+
+		pending_leave(c);
 
 		/* A resumed session carries no certificate: its subject was
 		 * logged at the full handshake that issued the ticket. */
@@ -911,9 +924,100 @@ static void end_open(struct conn *c, struct end *e, int fd)
 	e->rio.data = e->wio.data = c;
 }
 
+/*-
+ * The pre-authentication budget, like sshd's MaxStartups.  A server
+ * connection is pending from accept until its handshake completes; while
+ * pending it counts in t->hs_peers (--max-handshakes-per-ip, checked in
+ * admitted(), so one address cannot hold more) and in t->handshaking
+ * (--max-handshakes).  Past that threshold the accepting worker drops its
+ * pending connection that has been idle longest, to make room for the new
+ * one, rather than refusing the new one or picking at random (sshd): each
+ * handshake step moves a connection to the front, so a flood's bare
+ * connections, silent since accept, go first, while a real client's
+ * handshake moves every round trip and is only dropped if an attacker opens
+ * --max-handshakes connections between two of its steps.  Each worker keeps
+ * its own list (most recently active at hs_new), so no lock is taken and no
+ * worker touches another's connections; SO_REUSEPORT spreads connections
+ * evenly, so each holds about its share.
+ */
+
+/* pending_enter(c): c (just accepted, already counted in t->hs_peers) is a
+ * pending handshake: put it on its worker's list and count it. */
+static void pending_enter(struct conn *c)
+{
+	struct conn_set *s = c->s;
+
+	c->pending = 1;
+	c->hs_prev = NULL;
+	c->hs_next = s->hs_new;
+	if (s->hs_new != NULL)
+		s->hs_new->hs_prev = c;
+	else
+		s->hs_old = c;
+	s->hs_new = c;
+	atomic_fetch_add(&s->t->handshaking, 1);
+}
+
+/* pending_leave(c): c is authenticated or gone: give back its share of the
+ * pre-authentication budget.  Does nothing if c is not pending. */
+static void pending_leave(struct conn *c)
+{
+	struct conn_set *s = c->s;
+
+	if (!c->pending)
+		return;
+	c->pending = 0;
+	if (c->hs_prev != NULL)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		s->hs_new = c->hs_next;
+	if (c->hs_next != NULL)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		s->hs_old = c->hs_prev;
+	atomic_fetch_sub(&s->t->handshaking, 1);
+	if (s->t->hs_peers != NULL)
+		peers_release(s->t->hs_peers, &c->peer_addr);
+}
+
+/* pending_touch(c): c's handshake moved: put it at the front of the list. */
+static void pending_touch(struct conn *c)
+{
+	struct conn_set *s = c->s;
+
+	if (!c->pending || s->hs_new == c)
+		return;
+	c->hs_prev->hs_next = c->hs_next;	/* not the front: it has a prev */
+	if (c->hs_next != NULL)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		s->hs_old = c->hs_prev;
+	c->hs_prev = NULL;
+	c->hs_next = s->hs_new;
+	s->hs_new->hs_prev = c;
+	s->hs_new = c;
+}
+
+/* pending_budget(c): c just became pending; past --max-handshakes drop the
+ * worker's longest idle pending connection (c itself if it is the only one).
+ * 0, or -1 if c was dropped. */
+static int pending_budget(struct conn *c)
+{
+	struct conn_set *s = c->s;
+	struct conn *old = s->hs_old;
+
+	if (s->t->max_handshakes <= 0 || atomic_load(&s->t->handshaking) <= s->t->max_handshakes)
+		return 0;
+	conn_drop(old, CONN_PREAUTH_DROPPED, "max_handshakes");
+	return old == c ? -1 : 0;
+}
+
+static const char refused_msg[] = "refused before TLS";
+
 /* admitted(t, fd, peer): the server's checks before any TLS state exists:
- * the source network and the per-address count.  0, or -1 (logged, counted
- * nowhere) if the socket must be closed. */
+ * the source network, the per-address count and the per-address count of
+ * pending handshakes.  0, or -1 (logged, rate-limited, counted nowhere) if
+ * the socket must be closed. */
 static int admitted(struct tunnel *t, const struct sock_addr *peer)
 {
 	char addr[SOCK_NTOP_MAX];
@@ -924,9 +1028,16 @@ static int admitted(struct tunnel *t, const struct sock_addr *peer)
 		why = "net_denied";
 	else if (t->peers != NULL && peers_acquire(t->peers, peer) < 0)
 		why = "per_ip_limit";
+	else if (t->hs_peers != NULL && peers_acquire(t->hs_peers, peer) < 0) {
+		if (t->peers != NULL)
+			peers_release(t->peers, peer);
+		why = "per_ip_handshakes";
+	}
 	if (why == NULL)
 		return 0;
-	log_warn("refused before TLS", "peer=%s reason=%s", sock_ntop(peer, addr), why);
+	sock_ntop(peer, addr);
+	if (log_enabled(LOG_WARN) && ratelimit_allow(LOG_WARN, refused_msg, peer, why))
+		log_warn(refused_msg, "peer=%s reason=%s", addr, why);
 	if (audit_enabled()) {
 		struct audit_event ev = { .kind = AUDIT_DENY, .peer = addr, .reason = why };
 
@@ -949,6 +1060,8 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 		log_error("out of memory", "peer=%s", sock_ntop(peer, addr));
 		if (s->t->peers != NULL)
 			peers_release(s->t->peers, peer);
+		if (s->t->hs_peers != NULL)
+			peers_release(s->t->hs_peers, peer);
 		close(fd);
 		atomic_fetch_sub(&s->t->active, 1);
 		return;
@@ -974,7 +1087,8 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 	if (s->t->role == ROLE_SERVER) {
 		c->state = CONN_HANDSHAKING;
 		timer_arm(c, s->t->handshake_timeout);
-		if (conn_handshake(c) < 0)
+		pending_enter(c);
+		if (pending_budget(c) < 0 || conn_handshake(c) < 0)
 			return;
 	} else {
 		c->end[0].ready = 1;

@@ -36,6 +36,9 @@ struct tunnel {
 	int resume;			/* client: keep and offer session tickets */
 	struct authz_nets *nets;	/* server: --allow-net; NULL: any source */
 	struct peers *peers;		/* server: --max-conns-per-ip; NULL: no limit */
+	struct peers *hs_peers;		/* server: --max-handshakes-per-ip; NULL: no limit */
+	long max_handshakes;		/* server: pending handshakes at once; 0: no limit */
+	atomic_long handshaking;	/* server: connections not yet authenticated, all workers */
 	atomic_long active;		/* open connections, all workers */
 };
 
@@ -51,6 +54,7 @@ struct conn_set {
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
 	WOLFSSL_SESSION **sessions;	/* client with resume: a resumable session per upstream */
+	struct conn *hs_new, *hs_old;	/* server: this worker's pending handshakes, newest, oldest */
 };
 
 /** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */
