@@ -46,7 +46,7 @@ enum conn_reason {
 	CONN_NOT_TLS,
 	CONN_HANDSHAKE_FAILED,
 	CONN_HANDSHAKE_TIMEOUT,
-	CONN_PREAUTH_DROPPED,	/* --max-handshakes: the oldest pending handshake goes */
+	CONN_PREAUTH_DROPPED,	/* --max-handshakes: a pending connection makes room */
 	CONN_CONNECT_FAILED,
 	CONN_READ_ERROR,
 	CONN_WRITE_ERROR,
@@ -106,8 +106,9 @@ struct conn {
 	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
 	struct verdict *verdict;	/* during the handshake: who the peer is */
 	struct sock_addr peer_addr;	/* for t->peers, which counts it */
-	struct conn *hs_prev, *hs_next;	/* server, while pending: s->hs_new .. s->hs_old */
-	int pending;			/* server: counted in t->handshaking (and t->hs_peers) */
+	struct conn *hs_prev, *hs_next;	/* server, while pending: on s->hs_new[talking] */
+	unsigned char pending;		/* server: counted in t->handshaking (and t->hs_peers) */
+	unsigned char talking;		/* pending: a byte came since accept */
 	unsigned long long bytes[2];	/* read from end[i] */
 	char peer[SOCK_NTOP_MAX];
 };
@@ -549,7 +550,6 @@ static int conn_handshake(struct conn *c)
 
 	if (e->hwait)
 		return 0;
-	pending_touch(c);
 	if (e->ssl == NULL) {
 		/* Server: look at the first byte before paying for a WOLFSSL, so
 		 * plaintext and silent sockets cost nothing but the fd. */
@@ -567,6 +567,7 @@ static int conn_handshake(struct conn *c)
 		if (tls_start(c, e) < 0)
 			return -1;
 	}
+	pending_touch(c);
 	rc = t->role == ROLE_CLIENT ? wolfSSL_connect(e->ssl) : wolfSSL_accept(e->ssl);
 	if (rc != WOLFSSL_SUCCESS) {
 		err = wolfSSL_get_error(e->ssl, rc);
@@ -929,85 +930,97 @@ static void end_open(struct conn *c, struct end *e, int fd)
  * connection is pending from accept until its handshake completes; while
  * pending it counts in t->hs_peers (--max-handshakes-per-ip, checked in
  * admitted(), so one address cannot hold more) and in t->handshaking
- * (--max-handshakes).  Past that threshold the accepting worker drops its
- * pending connection that has been idle longest, to make room for the new
- * one, rather than refusing the new one or picking at random (sshd): each
- * handshake step moves a connection to the front, so a flood's bare
- * connections, silent since accept, go first, while a real client's
- * handshake moves every round trip and is only dropped if an attacker opens
- * --max-handshakes connections between two of its steps.  Each worker keeps
- * its own list (most recently active at hs_new), so no lock is taken and no
- * worker touches another's connections; SO_REUSEPORT spreads connections
- * evenly, so each holds about its share.
+ * (--max-handshakes).  Past that threshold the accepting worker drops one
+ * pending connection to make room, chosen rather than random (sshd) or the
+ * new one: first the oldest connection that has not sent a byte since
+ * accept, else the talking one idle longest (each handshake step moves a
+ * connection to the front of its list).  A flood of bare connections thus
+ * never pushes out a handshake in progress; one that sends ClientHellos and
+ * stalls pushes out only handshakes slower than its own idle ones, and costs
+ * it a ClientHello per connection.  Each worker keeps its own two lists
+ * (s->hs_new[k] .. s->hs_old[k]; k 0: silent, 1: talking), so no lock is
+ * taken and no worker touches another's connections; SO_REUSEPORT spreads
+ * connections evenly, so each holds about its share.
  */
 
-/* pending_enter(c): c (just accepted, already counted in t->hs_peers) is a
- * pending handshake: put it on its worker's list and count it. */
-static void pending_enter(struct conn *c)
+/* pending_link(c): put c at the front of its list. */
+static void pending_link(struct conn *c)
 {
 	struct conn_set *s = c->s;
+	int k = c->talking;
 
-	c->pending = 1;
 	c->hs_prev = NULL;
-	c->hs_next = s->hs_new;
-	if (s->hs_new != NULL)
-		s->hs_new->hs_prev = c;
+	c->hs_next = s->hs_new[k];
+	if (s->hs_new[k] != NULL)
+		s->hs_new[k]->hs_prev = c;
 	else
-		s->hs_old = c;
-	s->hs_new = c;
-	atomic_fetch_add(&s->t->handshaking, 1);
+		s->hs_old[k] = c;
+	s->hs_new[k] = c;
+}
+
+/* pending_unlink(c): take c off its list. */
+static void pending_unlink(struct conn *c)
+{
+	struct conn_set *s = c->s;
+	int k = c->talking;
+
+	if (c->hs_prev != NULL)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		s->hs_new[k] = c->hs_next;
+	if (c->hs_next != NULL)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		s->hs_old[k] = c->hs_prev;
+}
+
+/* pending_enter(c): c (just accepted, already counted in t->hs_peers) is a
+ * pending handshake, silent so far: list it and count it. */
+static void pending_enter(struct conn *c)
+{
+	c->pending = 1;
+	c->talking = 0;
+	pending_link(c);
+	atomic_fetch_add(&c->s->t->handshaking, 1);
 }
 
 /* pending_leave(c): c is authenticated or gone: give back its share of the
  * pre-authentication budget.  Does nothing if c is not pending. */
 static void pending_leave(struct conn *c)
 {
-	struct conn_set *s = c->s;
+	struct tunnel *t = c->s->t;
 
 	if (!c->pending)
 		return;
+	pending_unlink(c);
 	c->pending = 0;
-	if (c->hs_prev != NULL)
-		c->hs_prev->hs_next = c->hs_next;
-	else
-		s->hs_new = c->hs_next;
-	if (c->hs_next != NULL)
-		c->hs_next->hs_prev = c->hs_prev;
-	else
-		s->hs_old = c->hs_prev;
-	atomic_fetch_sub(&s->t->handshaking, 1);
-	if (s->t->hs_peers != NULL)
-		peers_release(s->t->hs_peers, &c->peer_addr);
+	atomic_fetch_sub(&t->handshaking, 1);
+	if (t->hs_peers != NULL)
+		peers_release(t->hs_peers, &c->peer_addr);
 }
 
-/* pending_touch(c): c's handshake moved: put it at the front of the list. */
+/* pending_touch(c): c's handshake moved: it talks, and goes to the front. */
 static void pending_touch(struct conn *c)
 {
-	struct conn_set *s = c->s;
-
-	if (!c->pending || s->hs_new == c)
+	if (!c->pending || (c->talking && c->s->hs_new[1] == c))
 		return;
-	c->hs_prev->hs_next = c->hs_next;	/* not the front: it has a prev */
-	if (c->hs_next != NULL)
-		c->hs_next->hs_prev = c->hs_prev;
-	else
-		s->hs_old = c->hs_prev;
-	c->hs_prev = NULL;
-	c->hs_next = s->hs_new;
-	s->hs_new->hs_prev = c;
-	s->hs_new = c;
+	pending_unlink(c);
+	c->talking = 1;
+	pending_link(c);
 }
 
 /* pending_budget(c): c just became pending; past --max-handshakes drop the
- * worker's longest idle pending connection (c itself if it is the only one).
- * 0, or -1 if c was dropped. */
+ * worker's oldest silent connection other than c, else its talking one idle
+ * longest, else c.  0, or -1 if c was dropped. */
 static int pending_budget(struct conn *c)
 {
 	struct conn_set *s = c->s;
-	struct conn *old = s->hs_old;
+	struct conn *old;
 
 	if (s->t->max_handshakes <= 0 || atomic_load(&s->t->handshaking) <= s->t->max_handshakes)
 		return 0;
+	if ((old = s->hs_old[0]) == c && s->hs_old[1] != NULL)
+		old = s->hs_old[1];
 	conn_drop(old, CONN_PREAUTH_DROPPED, "max_handshakes");
 	return old == c ? -1 : 0;
 }

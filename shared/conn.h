@@ -54,7 +54,8 @@ struct conn_set {
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
 	WOLFSSL_SESSION **sessions;	/* client with resume: a resumable session per upstream */
-	struct conn *hs_new, *hs_old;	/* server: this worker's pending handshakes, newest, oldest */
+	struct conn *hs_new[2], *hs_old[2];	/* server: pending connections, silent [0]
+					 * and talking [1], most recently active first */
 };
 
 /** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */
