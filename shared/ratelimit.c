@@ -1,5 +1,9 @@
 /* ratelimit: a fixed table of (message, reason, address) keys, each with the
- * start of its window and how many events that window suppressed.  Open
+ * start of its window and how many events that window suppressed.  The first
+ * event of a quiet key is logged in full; while events go on, one summary
+ * line a second counts them (the event that finds its key's window closed
+ * writes the count and opens the next window); once they stop, a worker's
+ * flush timer writes the last count within two windows.  Open
  * addressing over a short probe window with no tombstones: a lookup scans the
  * whole window, and a slot whose window has closed with nothing pending is
  * free to take.  When every slot of a key's window is busy (a flood from
@@ -131,15 +135,17 @@ int ratelimit_allow(enum log_level level, const char *msg, const struct sock_add
 		if (now - s->start < RATELIMIT_WINDOW) {
 			s->suppressed++;
 			allow = 0;
-		} else {
+		} else if (s->suppressed > 0 || memcmp(ip, s->ip, 16) != 0) {
+			/* Repeats go on (or an aggregate key, which logs no
+			 * single event): the last window's count, and this one
+			 * opens the next; one line a second while they last. */
 			if (s->suppressed > 0)
 				summary(s);
 			s->start = now;
-			/* An aggregate key logs no single event: each is counted. */
-			if (memcmp(ip, s->ip, 16) != 0) {
-				s->suppressed++;
-				allow = 0;
-			}
+			s->suppressed = 1;
+			allow = 0;
+		} else {
+			s->start = now;	/* quiet for a window: log it in full */
 		}
 	}
 	pthread_mutex_unlock(&rl_lock);
@@ -155,7 +161,9 @@ void ratelimit_flush(int all)
 	for (i = 0; i < RL_SLOTS; i++) {
 		struct rl_slot *s = &slots[i];
 
-		if (s->used && s->suppressed > 0 && (all || now - s->start >= RATELIMIT_WINDOW))
+		/* A closed window's count waits one more window for the next
+		 * event, which logs it instead of a line of its own. */
+		if (s->used && s->suppressed > 0 && (all || now - s->start >= 2 * RATELIMIT_WINDOW))
 			summary(s);
 	}
 	pthread_mutex_unlock(&rl_lock);

@@ -1,6 +1,6 @@
-/* ratelimit: refusal log lines a remote peer can trigger, one line per
- * message, reason and address a second; the repeats become one summary line
- * with their count (repeated=N).  One fixed-size table per process, shared by
+/* ratelimit: refusal log lines a remote peer can trigger: the first of a
+ * message, reason and address is logged in full, then, while they repeat, one
+ * summary line a second with their count (repeated=N).  One fixed-size table per process, shared by
  * the workers. */
 #ifndef TLSFWD_RATELIMIT_H
 #define TLSFWD_RATELIMIT_H
@@ -21,7 +21,8 @@ int ratelimit_allow(enum log_level level, const char *msg, const struct sock_add
 
 /** ratelimit_flush(all): log a summary line ("msg peer=ADDRESS reason=...
  *  repeated=N", the address without a port, or peer=many) for each count
- *  whose window has closed, or (all) for every count.  Workers call it every
+ *  whose window closed a window ago with no event since, or (all) for every
+ *  count.  Workers call it every
  *  RATELIMIT_WINDOW, the daemon once at exit. */
 void ratelimit_flush(int all);
 

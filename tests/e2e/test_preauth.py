@@ -161,13 +161,29 @@ def test_refusal_flood_gives_few_lines_whose_counts_add_up(tf, kind):
     elapsed = time.monotonic() - start
     lines = wait_events(server, source, n)
     reasons = {(r.get("msg"), r.get("reason")) for r in lines}
-    # Per (message, reason) and second: the first line, then one with the count.
-    bound = 2 * len(reasons) * (math.ceil(elapsed) + 1)
+    # Per (message, reason): the first line, then one a second with the count.
+    bound = len(reasons) * (math.ceil(elapsed) + 2)
     print(f"\n{n} refused {kind} connections in {elapsed:.2f} s: {len(lines)} lines, {reasons}")
     assert len(lines) <= bound, f"{len(lines)} lines for {n} refusals in {elapsed:.1f} s"
     assert any("repeated" in r for r in lines)
     time.sleep(wait_time(1.5))     # nothing more comes: every event was counted once
     assert warn_lines(server, source)[1] == n
+
+
+def test_a_retrying_peer_costs_a_line_a_second(tf):
+    """A misconfigured Fluentd (TLS 1.2 only) retrying several times a second:
+    one line a second, not one per attempt."""
+    server = tf.server(tf.tcp_sink())
+    attempt, addr = tls12(tf.pki), split_addr(server.address)
+    n, start = 0, time.monotonic()
+    while time.monotonic() - start < 3:
+        attempt(addr, "127.0.0.7")
+        n += 1
+        time.sleep(0.15)
+    elapsed = time.monotonic() - start
+    lines = wait_events(server, "127.0.0.7", n)
+    print(f"\n{n} attempts in {elapsed:.1f} s: {len(lines)} lines")
+    assert len(lines) <= math.ceil(elapsed) + 2, [r.get("repeated") for r in lines]
 
 
 def test_pending_budget_drops_the_idle_first(tf):
