@@ -90,8 +90,9 @@ static struct rl_slot *lookup(enum log_level level, const char *msg, const unsig
 	for (i = 0; i < RL_PROBE; i++) {
 		struct rl_slot *s = &slots[(at + i) & (RL_SLOTS - 1)];
 
+		/* As stored: a reason too long for the slot is cut the same way. */
 		if (s->used && s->msg == msg && memcmp(s->ip, ip, 16) == 0 &&
-		    strcmp(s->reason, reason) == 0)
+		    strncmp(s->reason, reason, sizeof(s->reason) - 1) == 0)
 			return s;
 		if (take == NULL && (!s->used || (s->suppressed == 0 && now - s->start >= RATELIMIT_WINDOW)))
 			take = s;
