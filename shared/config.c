@@ -96,6 +96,12 @@ static const struct opt opts[] = {
 	  "accept TCP only from this CIDR (repeat); others are closed before TLS" },
 	{ "max-conns-per-ip", OPT_INT, ROLE_SERVER, 0, O(max_conns_per_ip), NULL, "0", 0, 1000000, NULL,
 	  "connections open at once from one address (0: no limit)" },
+	{ "max-handshakes", OPT_INT, ROLE_SERVER, 0, O(max_handshakes), NULL, "512", 0, 1000000, NULL,
+	  "connections not yet through their TLS handshake, all addresses; beyond it one is "
+	  "dropped, the oldest silent one first (0: no limit)" },
+	{ "max-handshakes-per-ip", OPT_INT, ROLE_SERVER, 0, O(max_handshakes_per_ip), NULL, "64", 0, 1000000, NULL,
+	  "connections from one address not yet through their TLS handshake; beyond it new "
+	  "ones are closed (0: no limit)" },
 	{ "crl", OPT_LIST, ROLE_SERVER, 0, O(crl), NULL, NULL, 0, 0, NULL,
 	  "certificate revocation list, PEM or DER (repeat; reloaded)" },
 	{ "audit-file", OPT_STR, ROLE_SERVER, 0, O(audit_file), NULL, NULL, 0, 0, NULL,

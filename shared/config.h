@@ -35,6 +35,7 @@ struct config {
 	struct strlist allow_fingerprint, allow_spki, allow_net, crl;
 	char *allow_file;
 	long max_conns_per_ip;		/* server: 0 = no limit */
+	long max_handshakes, max_handshakes_per_ip;	/* server: 0 = no limit */
 	char *audit_file, *audit_forward, *audit_tag;
 	int check, version, help;	/* command-line only */
 };

@@ -25,6 +25,7 @@
 #include "authz.h"
 #include "log.h"
 #include "peers.h"
+#include "ratelimit.h"
 #include "ring.h"
 #include "x509.h"
 
@@ -47,6 +48,7 @@ enum conn_reason {
 	CONN_NOT_TLS,
 	CONN_HANDSHAKE_FAILED,
 	CONN_HANDSHAKE_TIMEOUT,
+	CONN_PREAUTH_DROPPED,	/* --max-handshakes: a pending connection makes room */
 	CONN_CONNECT_FAILED,
 	CONN_READ_ERROR,
 	CONN_WRITE_ERROR,
@@ -69,6 +71,7 @@ static const struct {
 	[CONN_NOT_TLS]		 = { "refused: not TLS", LOG_WARN },
 	[CONN_HANDSHAKE_FAILED]	 = { "handshake failed", LOG_WARN },
 	[CONN_HANDSHAKE_TIMEOUT] = { "handshake timed out", LOG_WARN },
+	[CONN_PREAUTH_DROPPED]	 = { "dropped: too many pending handshakes", LOG_WARN },
 	[CONN_CONNECT_FAILED]	 = { "upstream unreachable", LOG_WARN },
 	[CONN_READ_ERROR]	 = { "read failed", LOG_INFO },
 	[CONN_WRITE_ERROR]	 = { "write failed", LOG_INFO },
@@ -117,6 +120,9 @@ struct conn {
 	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
 	struct verdict *verdict;	/* during the handshake: who the peer is */
 	struct sock_addr peer_addr;	/* for t->peers, which counts it */
+	struct conn *hs_prev, *hs_next;	/* server, while pending: on s->hs_new[talking] */
+	unsigned char pending;		/* server: counted in t->handshaking (and t->hs_peers) */
+	unsigned char talking;		/* pending: a byte came since accept */
 	unsigned long long bytes[2];	/* read from end[i] (a turn's measure) */
 	unsigned long long sent[2];	/* of those, written out to end[1 - i] */
 	char peer[SOCK_NTOP_MAX];
@@ -132,6 +138,8 @@ struct verdict {
 
 static void conn_update(struct conn *c);
 static void upstream_up(struct conn *c);
+static void pending_leave(struct conn *c);
+static void pending_touch(struct conn *c);
 static void verdict_free(struct conn *c);
 static void audit(struct conn *c, enum audit_kind kind, const char *reason);
 
@@ -211,6 +219,7 @@ static void conn_free(struct conn *c, int abortive)
 		ring_free(&c->ring[i]);
 	}
 	tls_policy_release(c->pol);
+	pending_leave(c);
 	if (t->peers != NULL && !c->probe)
 		peers_release(t->peers, &c->peer_addr);
 	if (c->prev != NULL)
@@ -268,7 +277,8 @@ static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
 		level = LOG_WARN;
 	if (c->probe)
 		level = LOG_DEBUG;	/* reach logs the changes, not each probe */
-	if (log_enabled(level)) {
+	if (log_enabled(level) && (t->role != ROLE_SERVER || c->end[0].ready || c->probe ||
+	    ratelimit_allow(level, reasons[why].msg, &c->peer_addr, detail))) {
 		/* The server names its upstream only once it tried it. */
 		int tried = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
 		char code[16];
@@ -290,7 +300,7 @@ static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
 		if (side == SIDE_UPSTREAM && reach_lost(&t->reach, t->up[c->up].spec, detail))
 			probe_after(s, PROBE_FIRST);
 		if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
-		    why == CONN_HANDSHAKE_TIMEOUT)
+		    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED)
 			audit(c, AUDIT_DENY, detail);
 		else if (c->end[0].ready)
 			audit(c, AUDIT_CLOSE, detail);
@@ -621,6 +631,7 @@ static int conn_handshake(struct conn *c)
 		if (tls_start(c, e) < 0)
 			return -1;
 	}
+	pending_touch(c);
 	rc = t->role == ROLE_CLIENT ? wolfSSL_connect(e->ssl) : wolfSSL_accept(e->ssl);
 	if (rc != WOLFSSL_SUCCESS) {
 		err = wolfSSL_get_error(e->ssl, rc);
@@ -642,6 +653,8 @@ static int conn_handshake(struct conn *c)
 	e->ready = 1;
 	if (t->role == ROLE_SERVER) {
 		char subject[256];
+
+		pending_leave(c);
 
 		/* A resumed session carries no certificate: its subject was
 		 * logged at the full handshake that issued the ticket. */
@@ -1001,9 +1014,112 @@ static void end_open(struct conn *c, struct end *e, int fd)
 	e->rio.data = e->wio.data = c;
 }
 
+/*-
+ * The pre-authentication budget, like sshd's MaxStartups.  A server
+ * connection is pending from accept until its handshake completes; while
+ * pending it counts in t->hs_peers (--max-handshakes-per-ip, checked in
+ * admitted(), so one address cannot hold more) and in t->handshaking
+ * (--max-handshakes).  Past that threshold the accepting worker drops one
+ * pending connection to make room, chosen rather than random (sshd) or the
+ * new one: first the oldest connection that has not sent a byte since
+ * accept, else the talking one idle longest (each handshake step moves a
+ * connection to the front of its list).  A flood of bare connections thus
+ * never pushes out a handshake in progress; one that sends ClientHellos and
+ * stalls pushes out only handshakes slower than its own idle ones, and costs
+ * it a ClientHello per connection.  Each worker keeps its own two lists
+ * (s->hs_new[k] .. s->hs_old[k]; k 0: silent, 1: talking), so no lock is
+ * taken and no worker touches another's connections; SO_REUSEPORT spreads
+ * connections evenly, so each holds about its share.
+ */
+
+/* pending_link(c): put c at the front of its list. */
+static void pending_link(struct conn *c)
+{
+	struct conn_set *s = c->s;
+	int k = c->talking;
+
+	c->hs_prev = NULL;
+	c->hs_next = s->hs_new[k];
+	if (s->hs_new[k] != NULL)
+		s->hs_new[k]->hs_prev = c;
+	else
+		s->hs_old[k] = c;
+	s->hs_new[k] = c;
+}
+
+/* pending_unlink(c): take c off its list. */
+static void pending_unlink(struct conn *c)
+{
+	struct conn_set *s = c->s;
+	int k = c->talking;
+
+	if (c->hs_prev != NULL)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		s->hs_new[k] = c->hs_next;
+	if (c->hs_next != NULL)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		s->hs_old[k] = c->hs_prev;
+}
+
+/* pending_enter(c): c (just accepted, already counted in t->hs_peers) is a
+ * pending handshake, silent so far: list it and count it. */
+static void pending_enter(struct conn *c)
+{
+	c->pending = 1;
+	c->talking = 0;
+	pending_link(c);
+	atomic_fetch_add(&c->s->t->handshaking, 1);
+}
+
+/* pending_leave(c): c is authenticated or gone: give back its share of the
+ * pre-authentication budget.  Does nothing if c is not pending. */
+static void pending_leave(struct conn *c)
+{
+	struct tunnel *t = c->s->t;
+
+	if (!c->pending)
+		return;
+	pending_unlink(c);
+	c->pending = 0;
+	atomic_fetch_sub(&t->handshaking, 1);
+	if (t->hs_peers != NULL)
+		peers_release(t->hs_peers, &c->peer_addr);
+}
+
+/* pending_touch(c): c's handshake moved: it talks, and goes to the front. */
+static void pending_touch(struct conn *c)
+{
+	if (!c->pending || (c->talking && c->s->hs_new[1] == c))
+		return;
+	pending_unlink(c);
+	c->talking = 1;
+	pending_link(c);
+}
+
+/* pending_budget(c): c just became pending; past --max-handshakes drop the
+ * worker's oldest silent connection other than c, else its talking one idle
+ * longest, else c.  0, or -1 if c was dropped. */
+static int pending_budget(struct conn *c)
+{
+	struct conn_set *s = c->s;
+	struct conn *old;
+
+	if (s->t->max_handshakes <= 0 || atomic_load(&s->t->handshaking) <= s->t->max_handshakes)
+		return 0;
+	if ((old = s->hs_old[0]) == c && s->hs_old[1] != NULL)
+		old = s->hs_old[1];
+	conn_drop(old, CONN_PREAUTH_DROPPED, SIDE_PEER, "max_handshakes");
+	return old == c ? -1 : 0;
+}
+
+static const char refused_msg[] = "refused before TLS";
+
 /* admitted(t, fd, peer): the server's checks before any TLS state exists:
- * the source network and the per-address count.  0, or -1 (logged, counted
- * nowhere) if the socket must be closed. */
+ * the source network, the per-address count and the per-address count of
+ * pending handshakes.  0, or -1 (logged, rate-limited, counted nowhere) if
+ * the socket must be closed. */
 static int admitted(struct tunnel *t, const struct sock_addr *peer)
 {
 	char addr[SOCK_NTOP_MAX];
@@ -1014,9 +1130,16 @@ static int admitted(struct tunnel *t, const struct sock_addr *peer)
 		why = "net_denied";
 	else if (t->peers != NULL && peers_acquire(t->peers, peer) < 0)
 		why = "per_ip_limit";
+	else if (t->hs_peers != NULL && peers_acquire(t->hs_peers, peer) < 0) {
+		if (t->peers != NULL)
+			peers_release(t->peers, peer);
+		why = "per_ip_handshakes";
+	}
 	if (why == NULL)
 		return 0;
-	log_warn("refused before TLS", "peer=%s reason=%s", sock_ntop(peer, addr), why);
+	sock_ntop(peer, addr);
+	if (log_enabled(LOG_WARN) && ratelimit_allow(LOG_WARN, refused_msg, peer, why))
+		log_warn(refused_msg, "peer=%s reason=%s", addr, why);
 	if (audit_enabled()) {
 		struct audit_event ev = { .kind = AUDIT_DENY, .peer = addr, .reason = why };
 
@@ -1062,6 +1185,8 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 		log_error("out of memory", "peer=%s", sock_ntop(peer, addr));
 		if (s->t->peers != NULL)
 			peers_release(s->t->peers, peer);
+		if (s->t->hs_peers != NULL)
+			peers_release(s->t->hs_peers, peer);
 		close(fd);
 		atomic_fetch_sub(&s->t->active, 1);
 		return;
@@ -1074,7 +1199,8 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 	if (s->t->role == ROLE_SERVER) {
 		c->state = CONN_HANDSHAKING;
 		timer_arm(c, s->t->handshake_timeout);
-		if (conn_handshake(c) < 0)
+		pending_enter(c);
+		if (pending_budget(c) < 0 || conn_handshake(c) < 0)
 			return;
 	} else {
 		c->end[0].ready = 1;

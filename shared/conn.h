@@ -37,6 +37,9 @@ struct tunnel {
 	int resume;			/* client: keep and offer session tickets */
 	struct authz_nets *nets;	/* server: --allow-net; NULL: any source */
 	struct peers *peers;		/* server: --max-conns-per-ip; NULL: no limit */
+	struct peers *hs_peers;		/* server: --max-handshakes-per-ip; NULL: no limit */
+	long max_handshakes;		/* server: pending handshakes at once; 0: no limit */
+	atomic_long handshaking;	/* server: connections not yet authenticated, all workers */
 	atomic_long active;		/* open connections, all workers */
 	struct reach reach;		/* the listeners follow the upstreams */
 };
@@ -55,6 +58,8 @@ struct conn_set {
 	WOLFSSL_SESSION **sessions;	/* client with resume: a resumable session per upstream */
 	ev_timer probe;			/* while t->reach is down: the next probe */
 	ev_tstamp probe_wait;		/* its back-off */
+	struct conn *hs_new[2], *hs_old[2];	/* server: pending connections, silent [0]
+					 * and talking [1], most recently active first */
 };
 
 /** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */

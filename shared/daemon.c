@@ -218,9 +218,11 @@ void daemon_tunnel_close(struct tunnel *t)
 	reach_destroy(&t->reach);
 	authz_nets_free(t->nets);
 	peers_free(t->peers);
+	peers_free(t->hs_peers);
 	free(t->up);
 	t->nets = NULL;
 	t->peers = NULL;
+	t->hs_peers = NULL;
 	t->up = NULL;
 	t->nup = 0;
 }

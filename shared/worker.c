@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 #define ACCEPT_BATCH 64		/* accepts per wakeup, for fairness */
 #define PAUSE_RETRY 0.1		/* seconds between re-checks while paused */
@@ -31,6 +32,7 @@ struct worker {
 	int lfd;
 	ev_io accept_w;
 	ev_timer pause_w;	/* re-checks the gate while accepting is paused */
+	ev_timer flush_w;	/* server: logs the counts of rate-limited lines */
 	ev_async stop_w;	/* from any thread: stop (and maybe force) */
 	ev_async reach_w;	/* from any thread: the upstream was lost or found */
 	atomic_int force;
@@ -187,6 +189,14 @@ static void listener_close(struct worker *w)
 	w->lfd = -1;
 }
 
+static void flush_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	(void)loop;
+	(void)tw;
+	(void)revents;
+	ratelimit_flush(0);
+}
+
 static void on_empty(struct conn_set *s)
 {
 	ev_break(s->loop, EVBREAK_ALL);
@@ -249,6 +259,9 @@ struct worker *worker_new(struct tunnel *t, int lfd)
 		ev_io_start(loop, &w->accept_w);
 	ev_async_start(loop, &w->stop_w);
 	ev_async_start(loop, &w->reach_w);
+	ev_timer_init(&w->flush_w, flush_cb, RATELIMIT_WINDOW, RATELIMIT_WINDOW);
+	if (t->role == ROLE_SERVER)
+		ev_timer_start(loop, &w->flush_w);
 	return w;
 }
 
@@ -498,6 +511,7 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		ev_signal_stop(m.loop, &sig[i]);
 	watch_stop(m.loop, &m.watch);
 	ev_timer_stop(m.loop, &m.trim_w);
+	ratelimit_flush(1);	/* the counts of the last rate-limited lines */
 	if (rc == 0)
 		log_info("stopped", NULL);
 out:

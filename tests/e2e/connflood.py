@@ -1,0 +1,53 @@
+"""A connection flood from one source address, for test_preauth.py.
+
+    python3 connflood.py HOST:PORT SOURCE COUNT
+
+Opens COUNT bare TCP connections to HOST:PORT from SOURCE (never sending a
+byte) and, whenever the server closes or resets one, opens another at once:
+what a client that never finishes its handshake and reconnects does.  Prints
+"opened N" once the first COUNT connects were started, then a line
+"closed N" every second with how many the server has closed so far.  Runs
+until killed.
+"""
+
+import selectors
+import socket
+import sys
+import time
+
+
+def main(target, source, count):
+    host, _, port = target.rpartition(":")
+    host, port = host.strip("[]"), int(port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sel = selectors.DefaultSelector()
+    closed = 0
+
+    def open_one():
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.bind((source, 0))
+        s.connect_ex((host, port))       # EINPROGRESS; a refusal shows as readable
+        sel.register(s, selectors.EVENT_READ)
+
+    for _ in range(count):
+        open_one()
+    print(f"opened {count}", flush=True)
+    last = time.monotonic()
+    while True:
+        for key, _ in sel.select(0.2):
+            s = key.fileobj
+            sel.unregister(s)
+            s.close()
+            closed += 1
+            open_one()
+        if time.monotonic() - last >= 1:
+            last = time.monotonic()
+            print(f"closed {closed}", flush=True)
+
+
+if __name__ == "__main__":
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
