@@ -115,6 +115,21 @@ def test_same_chain_under_an_unconstrained_root_is_accepted(tf, chains):
     assert_server_accepts(tf, server, sink, c.client.cert, c.client.key, c.inter.chain)
 
 
+def test_intermediate_of_an_earlier_handshake_does_not_complete_a_chain(tf, pk, chains):
+    """wolfSSL keeps the intermediates peers sent; a later peer that sends only
+    its leaf must not be accepted through them: the checks above never saw
+    that path."""
+    c = chains
+    bare = pk.issue(c.inter, "client-bare", "client.test", usage="client")
+    leaf_only = bare.cert.with_name("leaf-only.pem")
+    text = bare.cert.read_text()
+    leaf_only.write_text(text[:text.index("-----END CERTIFICATE-----") + 26])
+    sink = tf.tcp_sink()
+    server = tf.server(sink, ca=c.root.cert, workers=1)
+    assert_server_accepts(tf, server, sink, c.client.cert, c.client.key, c.inter.chain)
+    assert_server_refuses(tf, server, sink, "incomplete_chain", leaf_only, bare.key)
+
+
 def test_tlsfwd_certs_ca_makes_pathlen0_roots(tf, tmp_path):
     from conftest import BUILD
     r = subprocess.run([str(BUILD / "tlsfwd-certs"), "ca", "--out", str(tmp_path / "ca")],
