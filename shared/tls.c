@@ -706,6 +706,7 @@ const char *tls_reason(WOLFSSL *ssl, int err)
 	case ASN_PATHLEN_INV_E:
 	case ASN_PATHLEN_SIZE_E:	return "path_length";
 	case NOT_CA_ERROR:		return "issuer_not_ca";
+	case ASN_NAME_INVALID_E:	return "name_constraints";
 	case VERSION_ERROR:		return "protocol_version";
 	case MATCH_SUITE_ERROR:		return "no_shared_cipher";
 	case UNKNOWN_RECORD_TYPE:	return "not_tls";
@@ -737,8 +738,8 @@ const char *tls_reason(WOLFSSL *ssl, int err)
  *     256 (its minimums are 1024 and 224), MD5 and SHA-1 signatures, name
  *     constraints of IP addresses and URIs and of CAs above the direct
  *     issuer.
- * tls_chain_check() does the skipped ones but name constraints, on the path
- * x509_chain_check() builds.
+ * tls_chain_check() does the skipped ones, on the path x509_chain_check()
+ * builds.
  */
 const char *tls_chain_check(const struct tls_policy *p, WOLFSSL_X509_STORE_CTX *store,
     int server, int *anchored)

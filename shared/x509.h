@@ -42,6 +42,8 @@ struct x509 {
 	struct der_tlv eku;		/* SEQUENCE OF OID */
 	struct der_tlv skid;		/* OCTET STRING contents; len 0 if absent */
 	struct der_tlv akid;		/* keyIdentifier contents; len 0 if absent */
+	int nc_present;
+	struct der_tlv nc;		/* NameConstraints (SEQUENCE) */
 };
 
 /** x509_parse(x, der, len, why): parse one DER certificate into x.  Returns
@@ -127,7 +129,13 @@ int x509_issued_by(const struct x509 *x, const struct x509 *issuer);
  *      when it has a keyUsage, keyCertSign: "issuer_not_ca";
  *    - no issuer's pathLenConstraint is exceeded by the non-self-issued
  *      intermediates below it, anchors' included (wolfSSL ignores a
- *      self-signed root's): "path_length".
+ *      self-signed root's): "path_length";
+ *    - every name of every certificate below an issuer with nameConstraints
+ *      (but self-issued intermediates) is within them: SAN dNSName, rfc822Name,
+ *      URI (its host), iPAddress and directoryName, the subject as a
+ *      directoryName, and the leaf's host-like CNs when it has no dNSName
+ *      (wolfSSL checks DNS, email and directory names against the direct
+ *      issuer only): "name_constraints".
  *  Returns NULL when all hold, else the reason; *anchored is set when the
  *  path reached an anchor. */
 const char *x509_chain_check(const struct x509 *peer, size_t npeer,

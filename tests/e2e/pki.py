@@ -58,6 +58,7 @@ basicConstraints = critical, CA:TRUE{pathlen}
 keyUsage = critical, {ku}
 subjectKeyIdentifier = hash
 {akid}
+{nc}
 """
 
 _EXT_LEAF = """\
@@ -145,12 +146,13 @@ class Pki:
 
     # -- public ----------------------------------------------------------
     def ca(self, name, cn=None, *, pathlen=None, issuer=None, ku="keyCertSign, cRLSign",
-           key="ec"):
+           key="ec", nc=None):
         """Make a self-signed root CA valid from 2019 for ten years from now, or
         with `issuer` (a Ca) an intermediate CA signed by it.
 
         pathlen: its basicConstraints pathLenConstraint (none by default).
         ku: its keyUsage.  key: as for issue().
+        nc: its nameConstraints, in openssl's syntax ("permitted;DNS:example.com").
         The intermediate's `chain` file holds it and its issuer's chain."""
         d = self.dir / name
         (d / "issued").mkdir(parents=True, exist_ok=True)
@@ -164,7 +166,8 @@ class Pki:
                       "-subj", f"/CN={cn or name}", "-out", csr)
         cert = d / "ca.crt"
         ext = _EXT_CA.format(pathlen="" if pathlen is None else f", pathlen:{pathlen}", ku=ku,
-                             akid="authorityKeyIdentifier = keyid" if issuer else "")
+                             akid="authorityKeyIdentifier = keyid" if issuer else "",
+                             nc=f"nameConstraints = critical, {nc}" if nc else "")
         if issuer is None:
             self._sign(d, conf, csr, cert, ext, start="20190101000000Z",
                        end=_utc(3650), selfsign=True)

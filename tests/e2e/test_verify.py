@@ -130,6 +130,44 @@ def test_intermediate_of_an_earlier_handshake_does_not_complete_a_chain(tf, pk, 
     assert_server_refuses(tf, server, sink, "incomplete_chain", leaf_only, bare.key)
 
 
+@pytest.fixture(scope="module")
+def constrained(pk):
+    """A root permitting DNS example.com only, an intermediate without
+    constraints under it, and leaves within and outside; a root permitting
+    IP 10.0.0.0/8 only and a leaf outside it."""
+    class N:
+        pass
+    n = N()
+    n.root = pk.ca("root-nc", nc="permitted;DNS:example.com")
+    # wolfSSL holds an intermediate's CN to its issuer's DNS constraints
+    n.inter = pk.ca("inter-nc", "ca.example.com", issuer=n.root)
+    n.good = pk.issue(n.inter, "nc-good", "a.example.com", usage="client", dns=["a.example.com"])
+    n.bad_dns = pk.issue(n.inter, "nc-bad-dns", "a.example.com", usage="client",
+                         dns=["evil.test"])
+    n.root_ip = pk.ca("root-nc-ip", nc="permitted;IP:10.0.0.0/255.0.0.0")
+    n.bad_ip = pk.issue(n.root_ip, "nc-bad-ip", "a.example.com", usage="client",
+                        ips=["192.0.2.7"])
+    return n
+
+
+def test_name_constraints_of_a_root_bind_below_its_intermediate(tf, constrained):
+    n = constrained
+    sink = tf.tcp_sink()
+    server = tf.server(sink, ca=n.root.cert)
+    assert_server_accepts(tf, server, sink, n.good.cert, n.good.key, n.inter.chain)
+    # wolfSSL checks a DNS name against its direct issuer's constraints only
+    assert_server_refuses(tf, server, sink, "name_constraints", n.bad_dns.cert, n.bad_dns.key,
+                          n.inter.chain)
+
+
+def test_ip_name_constraints_are_checked(tf, constrained):
+    n = constrained
+    sink = tf.tcp_sink()
+    server = tf.server(sink, ca=n.root_ip.cert)
+    # wolfSSL ignores iPAddress constraints
+    assert_server_refuses(tf, server, sink, "name_constraints", n.bad_ip.cert, n.bad_ip.key)
+
+
 def test_tlsfwd_certs_ca_makes_pathlen0_roots(tf, tmp_path):
     from conftest import BUILD
     r = subprocess.run([str(BUILD / "tlsfwd-certs"), "ca", "--out", str(tmp_path / "ca")],

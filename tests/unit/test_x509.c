@@ -287,6 +287,31 @@ static int setup(void **state)
 	    "done && for r in rnoks noca; do "
 	    "  openssl x509 -req -in lr.csr -CA $r.pem -CAkey $r.key -days 2 -extfile ch.cnf "
 	    "    -extensions leaf -out l$r.pem || exit 1; done", dir));
+	/* name constraints: a root and leaves right under it */
+	free(sh("cd %s && exec 2>&1 && "
+	    "printf '[req]\\ndistinguished_name=dn\\n[dn]\\n"
+	    "[rnc]\\nbasicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n"
+	    "nameConstraints=critical,permitted;DNS:example.com,excluded;DNS:bad.example.com,"
+	    "permitted;IP:10.0.0.0/255.0.0.0,permitted;URI:.example.com,permitted;email:example.com\\n"
+	    "[ok]\\nsubjectAltName=DNS:a.example.com,IP:10.1.1.1,URI:spiffe://x.example.com/a,"
+	    "email:u@example.com\\n"
+	    "[dns_out]\\nsubjectAltName=DNS:a.example.org\\n"
+	    "[dns_excl]\\nsubjectAltName=DNS:x.bad.example.com\\n"
+	    "[ip_out]\\nsubjectAltName=DNS:a.example.com,IP:11.0.0.1\\n"
+	    "[uri_out]\\nsubjectAltName=URI:spiffe://example.com/a\\n"
+	    "[email_out]\\nsubjectAltName=email:u@other.example.org\\n"
+	    "[plain]\\nbasicConstraints=CA:FALSE\\n' > nc.cnf && "
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rnc.key "
+	    "  -out rnc.pem -days 2 -subj /CN=root-nc -config nc.cnf -extensions rnc && "
+	    "for e in ok dns_out dns_excl ip_out uri_out email_out; do "
+	    "  openssl x509 -req -in lr.csr -CA rnc.pem -CAkey rnc.key -days 2 -extfile nc.cnf "
+	    "    -extensions $e -out nc_$e.pem || exit 1; done && "
+	    "openssl req -new -key lr.key -subj /CN=host.other.org -out cnh.csr && "
+	    "openssl x509 -req -in cnh.csr -CA rnc.pem -CAkey rnc.key -days 2 -extfile nc.cnf "
+	    "  -extensions plain -out nc_cn_out.pem && "
+	    "openssl req -new -key lr.key -subj '/CN=client one' -out cnp.csr && "
+	    "openssl x509 -req -in cnp.csr -CA rnc.pem -CAkey rnc.key -days 2 -extfile nc.cnf "
+	    "  -extensions plain -out nc_cn_plain.pem", dir));
 	/* a CRL of ca.pem due in a day */
 	free(sh("cd %s && exec 2>&1 && mkdir -p crlca && touch crlca/index.txt && "
 	    "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=crlca/index.txt\\n"
@@ -611,6 +636,31 @@ static void test_chain_check(void **state)
 	assert_null(chain("ed", NULL, "ca", &anchored));
 }
 
+/* Every name form name constraints compare, on a leaf under a constrained
+ * root (wolfSSL compares DNS, email and directory names with the direct
+ * issuer's constraints only, and no IP or URI). */
+static void test_name_constraints(void **state)
+{
+	static const struct { const char *leaf; int ok; } cases[] = {
+		{ "nc_ok", 1 }, { "nc_cn_plain", 1 },
+		{ "nc_dns_out", 0 }, { "nc_dns_excl", 0 }, { "nc_ip_out", 0 },
+		{ "nc_uri_out", 0 }, { "nc_email_out", 0 }, { "nc_cn_out", 0 },
+	};
+	size_t i;
+	int anchored;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = chain(cases[i].leaf, NULL, "rnc", &anchored);
+
+		assert_int_equal(anchored, 1);
+		if (cases[i].ok && why != NULL)
+			fail_msg("%s: refused: %s", cases[i].leaf, why);
+		if (!cases[i].ok && (why == NULL || strcmp(why, "name_constraints") != 0))
+			fail_msg("%s: %s, want name_constraints", cases[i].leaf, why ? why : "accepted");
+	}
+}
+
 static void test_crl_next_update(void **state)
 {
 	char path[256];
@@ -654,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_key_sizes),
 		cmocka_unit_test(test_signature_digests),
 		cmocka_unit_test(test_chain_check),
+		cmocka_unit_test(test_name_constraints),
 		cmocka_unit_test(test_crl_next_update),
 	};
 
