@@ -113,6 +113,7 @@ struct verdict {
 	struct x509_identity *id;	/* the leaf certificate, NULL if unparsable */
 	const char *deny;		/* why our checks or rules refused it, or NULL */
 	int anchored;			/* its path reached a --ca certificate */
+	int leaf_done;			/* the leaf was judged */
 	char rule[AUTHZ_RULE_TEXT_MAX];	/* the rule that admitted it */
 };
 
@@ -336,6 +337,7 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 	const char *why;
 	int len, verdict, err = wolfSSL_X509_STORE_CTX_get_error(store);
 	int server = c->s->t->role == ROLE_SERVER;
+	int depth = wolfSSL_X509_STORE_CTX_get_error_depth(store);
 
 	/* wolfSSL 5.5.4 computes ok before its host and IP checks, which only
 	 * set the store's error: a failure is either. */
@@ -346,6 +348,16 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 			return 0;
 		c->verdict->deny = tls_chain_check(c->pol, store, server, &c->verdict->anchored);
 	}
+	/* the leaf's identity, for the log and the audit trail even if refused */
+	if (depth == 0 && c->verdict->id == NULL) {
+		der = wolfSSL_X509_get_der(wolfSSL_X509_STORE_CTX_get_current_cert(store), &len);
+		if (der == NULL || len <= 0 ||
+		    x509_identity_new(der, (size_t)len, &c->verdict->id, &why) < 0) {
+			if (c->verdict->deny == NULL)
+				c->verdict->deny = "bad_certificate";
+			return 0;
+		}
+	}
 	if (c->verdict->deny != NULL)
 		return 0;
 	if (err != 0 && tls_crl_expired(c->pol, wolfSSL_X509_STORE_CTX_get_current_cert(store),
@@ -353,14 +365,9 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 		c->verdict->deny = "crl_expired";
 		return 0;
 	}
-	if (wolfSSL_X509_STORE_CTX_get_error_depth(store) != 0 || c->verdict->id != NULL)
+	if (depth != 0 || c->verdict->leaf_done)
 		return ok;
-	der = wolfSSL_X509_get_der(wolfSSL_X509_STORE_CTX_get_current_cert(store), &len);
-	if (der == NULL || len <= 0 ||
-	    x509_identity_new(der, (size_t)len, &c->verdict->id, &why) < 0) {
-		c->verdict->deny = "bad_certificate";
-		return 0;
-	}
+	c->verdict->leaf_done = 1;
 	/* wolfSSL may have found an issuer the peer did not send, among the
 	 * intermediates of earlier handshakes it keeps: our checks did not see
 	 * that path, so it is not taken. */

@@ -744,7 +744,7 @@ const char *tls_reason(WOLFSSL *ssl, int err)
 const char *tls_chain_check(const struct tls_policy *p, WOLFSSL_X509_STORE_CTX *store,
     int server, int *anchored)
 {
-	struct x509 peer[X509_PATH_MAX];
+	struct x509 *peer;		/* on the heap: this runs on wolfSSL's stack */
 	const char *why, *usage = server ? "clientAuth" : "serverAuth";
 	int i, n = store->totalCerts;
 
@@ -753,13 +753,19 @@ const char *tls_chain_check(const struct tls_policy *p, WOLFSSL_X509_STORE_CTX *
 		return NULL;
 	if (n > X509_PATH_MAX)
 		n = X509_PATH_MAX;
+	if ((peer = calloc((size_t)n, sizeof(*peer))) == NULL)
+		return "out_of_memory";
 	for (i = 0; i < n; i++)
-		if (x509_parse(&peer[i], store->certs[i].buffer, store->certs[i].length, &why) != 0)
-			return "bad_certificate";
-	if (!x509_has_eku(&peer[0], usage))
-		return "wrong_usage";
-	return x509_chain_check(peer, (size_t)n, p->anchors ? p->anchors->x : NULL,
+		if (x509_parse(&peer[i], store->certs[i].buffer, store->certs[i].length, &why) != 0) {
+			why = "bad_certificate";
+			goto out;
+		}
+	why = !x509_has_eku(&peer[0], usage) ? "wrong_usage" :
+	    x509_chain_check(peer, (size_t)n, p->anchors ? p->anchors->x : NULL,
 	    p->anchors ? p->anchors->n : 0, anchored);
+out:
+	free(peer);
+	return why;
 }
 
 const char *tls_ip_name(const char *ip, char *buf, size_t n)
