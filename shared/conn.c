@@ -324,8 +324,10 @@ static void verdict_free(struct conn *c)
  * chain, top first, ok saying whether its own checks (chain, dates, CRL,
  * name) passed.  At the first call we check the whole path for what wolfSSL
  * 5.5.4 skips (tls_chain_check: a root's pathLenConstraint, keyCertSign,
- * key sizes, MD5/SHA-1 signatures, the leaf's extendedKeyUsage); refusing
- * there also keeps wolfSSL from caching the peer's intermediates as CAs.
+ * key sizes, MD5/SHA-1 signatures, name constraints, the leaf's
+ * extendedKeyUsage); refusing there also keeps wolfSSL from caching the
+ * peer's intermediates as CAs.  A CRL that expired while loaded is named
+ * as such (tls_crl_expired).
  * At the leaf we add ours: the server's allow rules and the client's
  * --pin-server pins.  A pin may also admit a certificate that chains to no
  * CA (self-signed): that is what pinning is for. */

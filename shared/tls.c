@@ -221,7 +221,8 @@ static int pem_load(const char *path, const char *label, unsigned char **der, si
 	*len = used;
 	return 0;
 fail:
-	snprintf(err, errsz, "%s: cannot read %s: %s", path, label, why);
+	snprintf(err, errsz, "%s: cannot read %s: %s", path,
+	    strcmp(label, "CERTIFICATE") == 0 ? "certificates" : "CRL", why);
 	free(text);
 	free(out);
 	return -1;

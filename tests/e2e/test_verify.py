@@ -320,8 +320,9 @@ def test_expired_crl_at_reload_keeps_the_old_one_and_says_so(tf, pk, pki, tmp_pa
 
 def test_crl_that_expires_while_loaded_fails_closed(tf, pk, pki, tmp_path):
     crl = tmp_path / "short.crl"
-    due = time.time() + 4
-    shutil.copyfile(pk.crl(pki.ca, seconds=4), crl)
+    life = int(wait_time(4))      # long enough for the daemon to load it first
+    due = time.time() + life
+    shutil.copyfile(pk.crl(pki.ca, seconds=life), crl)
     sink = tf.tcp_sink()
     server = tf.server(sink, crl=crl)
     time.sleep(max(0.0, due + 1.5 - time.time()))   # a clock, not a log line, to wait for
