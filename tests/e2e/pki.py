@@ -13,6 +13,10 @@ mode 0600.
     client = pki.issue(ca, "client", "client.test", usage="client",
                        passphrase="s3cret")      # encrypted key
     old = pki.issue(ca, "old", "old.test", expired=True)
+    root0 = pki.ca("root0", pathlen=0)                # constrained roots, and
+    inter = pki.ca("inter", issuer=root0)             # intermediates (inter.chain)
+    weak = pki.issue(inter, "weak", "w.test", key="rsa:1024", digest="sha1",
+                     extra_cn="second.test")          # leaf + inter's chain in one file
 """
 
 import datetime
