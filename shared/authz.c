@@ -486,7 +486,7 @@ static int rule_match(const struct rule *r, const struct x509_identity *id)
 
 	switch (r->kind) {
 	case AUTHZ_CN:
-		return any_equal(id->cn, id->n_cn, r->value);
+		return id->n_cn == 1 && strcmp(id->cn[0], r->value) == 0;
 	case AUTHZ_OU:
 		return any_equal(id->ou, id->n_ou, r->value);
 	case AUTHZ_DNS:
@@ -507,8 +507,24 @@ static int rule_match(const struct rule *r, const struct x509_identity *id)
 	return 0;
 }
 
+/** authz_several_cns(set, id): non-zero if set has a cn: rule and the
+ *  subject of id holds more than one commonName: which of them a rule
+ *  would mean is anyone's guess, so authz_match() refuses it outright. */
+int authz_several_cns(const struct authz *set, const struct x509_identity *id)
+{
+	size_t i;
+
+	if (id == NULL || id->n_cn < 2)
+		return 0;
+	for (i = 0; i < set->n; i++)
+		if (set->rules[i].kind == AUTHZ_CN)
+			return 1;
+	return 0;
+}
+
 /** authz_match(set, id, rule_out, n): is the certificate with identity id
- *  allowed?  Returns AUTHZ_MATCHED with the first matching rule, in the
+ *  allowed?  A certificate with several CNs is denied whatever it matches
+ *  when the set has a cn: rule (authz_several_cns).  Returns AUTHZ_MATCHED with the first matching rule, in the
  *  order added, written as "kind:value" to rule_out ("dns:*.example.com",
  *  "sha256:<lowercase hex>"); AUTHZ_NO_RULES with "any" for an empty set;
  *  AUTHZ_DENIED with "" otherwise.  id NULL (no certificate, as on a resumed
@@ -523,7 +539,7 @@ int authz_match(const struct authz *set, const struct x509_identity *id, char *r
 		set_out(rule_out, n, "any");
 		return AUTHZ_NO_RULES;
 	}
-	for (i = 0; id != NULL && i < set->n; i++) {
+	for (i = 0; id != NULL && !authz_several_cns(set, id) && i < set->n; i++) {
 		if (rule_match(&set->rules[i], id)) {
 			set_out(rule_out, n, set->rules[i].text);
 			return AUTHZ_MATCHED;

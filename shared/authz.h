@@ -5,7 +5,9 @@
  *
  * Rules, in the text form of --allow-file and authz_add():
  *
- *   cn:web-1                 a subject commonName, exactly
+ *   cn:web-1                 the subject commonName, exactly; a subject
+ *                              with several CNs is refused whenever a cn:
+ *                              rule is in the set, whatever else matches
  *   ou:edge                  a subject organizationalUnitName, exactly
  *   dns:web-1.example.com    a SAN dNSName, ignoring ASCII case; a leading
  *   dns:*.example.com          "*." stands for exactly one label: it matches
@@ -92,8 +94,14 @@ size_t authz_count(const struct authz *set);
  *  may still be allowed by it); 0 for an empty set. */
 int authz_only_pins(const struct authz *set);
 
+/** authz_several_cns(set, id): non-zero if set has a cn: rule and the
+ *  subject of id holds more than one commonName: which of them a rule
+ *  would mean is anyone's guess, so authz_match() refuses it outright. */
+int authz_several_cns(const struct authz *set, const struct x509_identity *id);
+
 /** authz_match(set, id, rule_out, n): is the certificate with identity id
- *  allowed?  Returns AUTHZ_MATCHED with the first matching rule, in the
+ *  allowed?  A certificate with several CNs is denied whatever it matches
+ *  when the set has a cn: rule (authz_several_cns).  Returns AUTHZ_MATCHED with the first matching rule, in the
  *  order added, written as "kind:value" to rule_out ("dns:*.example.com",
  *  "sha256:<lowercase hex>"); AUTHZ_NO_RULES with "any" for an empty set;
  *  AUTHZ_DENIED with "" otherwise.  id NULL (no certificate, as on a resumed

@@ -132,7 +132,9 @@ struct conn {
  * the handshake is logged. */
 struct verdict {
 	struct x509_identity *id;	/* the leaf certificate, NULL if unparsable */
-	const char *deny;		/* why our rules refused it, or NULL */
+	const char *deny;		/* why our checks or rules refused it, or NULL */
+	int anchored;			/* its path reached a --ca certificate */
+	int leaf_done;			/* the leaf was judged */
 	char rule[AUTHZ_RULE_TEXT_MAX];	/* the rule that admitted it */
 };
 
@@ -393,7 +395,13 @@ static void verdict_free(struct conn *c)
 }
 
 /* verify_cb(ok, store): wolfSSL asks about every certificate of the peer's
- * chain, ok saying whether its own checks (chain, dates, CRL, name) passed.
+ * chain, top first, ok saying whether its own checks (chain, dates, CRL,
+ * name) passed.  At the first call we check the whole path for what wolfSSL
+ * 5.5.4 skips (tls_chain_check: a root's pathLenConstraint, keyCertSign,
+ * key sizes, MD5/SHA-1 signatures, name constraints, the leaf's
+ * extendedKeyUsage); refusing there also keeps wolfSSL from caching the
+ * peer's intermediates as CAs.  A CRL that expired while loaded is named
+ * as such (tls_crl_expired).
  * At the leaf we add ours: the server's allow rules and the client's
  * --pin-server pins.  A pin may also admit a certificate that chains to no
  * CA (self-signed): that is what pinning is for. */
@@ -404,19 +412,43 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 	const unsigned char *der;
 	const char *why;
 	int len, verdict, err = wolfSSL_X509_STORE_CTX_get_error(store);
+	int server = c->s->t->role == ROLE_SERVER;
+	int depth = wolfSSL_X509_STORE_CTX_get_error_depth(store);
 
 	/* wolfSSL 5.5.4 computes ok before its host and IP checks, which only
 	 * set the store's error: a failure is either. */
 	if (err != 0)
 		ok = 0;
-	if (wolfSSL_X509_STORE_CTX_get_error_depth(store) != 0 || c->verdict != NULL)
-		return ok;
-	if ((c->verdict = calloc(1, sizeof(*c->verdict))) == NULL)
+	if (c->verdict == NULL) {
+		if ((c->verdict = calloc(1, sizeof(*c->verdict))) == NULL)
+			return 0;
+		c->verdict->deny = tls_chain_check(c->pol, store, server, &c->verdict->anchored);
+	}
+	/* the leaf's identity, for the log and the audit trail even if refused */
+	if (depth == 0 && c->verdict->id == NULL) {
+		der = wolfSSL_X509_get_der(wolfSSL_X509_STORE_CTX_get_current_cert(store), &len);
+		if (der == NULL || len <= 0 ||
+		    x509_identity_new(der, (size_t)len, &c->verdict->id, &why) < 0) {
+			if (c->verdict->deny == NULL)
+				c->verdict->deny = "bad_certificate";
+			return 0;
+		}
+	}
+	if (c->verdict->deny != NULL)
 		return 0;
-	der = wolfSSL_X509_get_der(wolfSSL_X509_STORE_CTX_get_current_cert(store), &len);
-	if (der == NULL || len <= 0 ||
-	    x509_identity_new(der, (size_t)len, &c->verdict->id, &why) < 0) {
-		c->verdict->deny = "bad_certificate";
+	if (err != 0 && tls_crl_expired(c->pol, wolfSSL_X509_STORE_CTX_get_current_cert(store),
+	    err)) {
+		c->verdict->deny = "crl_expired";
+		return 0;
+	}
+	if (depth != 0 || c->verdict->leaf_done)
+		return ok;
+	c->verdict->leaf_done = 1;
+	/* wolfSSL may have found an issuer the peer did not send, among the
+	 * intermediates of earlier handshakes it keeps: our checks did not see
+	 * that path, so it is not taken. */
+	if (ok && !c->verdict->anchored) {
+		c->verdict->deny = "incomplete_chain";
 		return 0;
 	}
 	if (rules == NULL)
@@ -430,7 +462,8 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 		return 0;
 	}
 	if (verdict == AUTHZ_DENIED) {
-		c->verdict->deny = c->s->t->role == ROLE_SERVER ? "not_allowed" : "pin_mismatch";
+		c->verdict->deny = !server ? "pin_mismatch" :
+		    authz_several_cns(rules, c->verdict->id) ? "several_cns" : "not_allowed";
 		return 0;
 	}
 	return 1;

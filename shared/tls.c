@@ -7,12 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/coding.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "authz.h"
 #include "log.h"
+#include "x509.h"
+
+#define CERT_FILE_MAX (4 << 20)	/* bytes of a --cert or --ca file we read */
+
+/* The certificates of one file, parsed: the --ca file's are the trust
+ * anchors x509_chain_check() ends a peer's path at. */
+struct tls_certs {
+	unsigned char *der;	/* every certificate's DER, back to back */
+	struct x509 *x;		/* borrowing from der */
+	size_t n;
+};
 
 /* TLS 1.3 suites first; the 1.2 list is ECDHE with AEAD only. */
 static const char cipher_list[] =
@@ -119,9 +132,241 @@ static const char *wolf_error(int rc, char *buf, size_t n)
 	}
 }
 
-/* crl_load(ctx, cfg): every --crl file, PEM or DER; a revoked peer then
- * fails its handshake.  Checked for the whole chain. */
-static int crl_load(WOLFSSL_CTX *ctx, const struct config *cfg, char *err, size_t errsz)
+/* The --crl files as tls_crl_expired() reads them. */
+struct tls_crl {
+	char *path;
+	unsigned char *issuer;	/* the issuer Name's DER */
+	size_t issuer_len;
+	time_t next_update;	/* 0: none */
+	atomic_int reported;	/* its expiry was logged */
+};
+
+struct tls_crls {
+	struct tls_crl *v;
+	size_t n;
+};
+
+static void crls_free(struct tls_crls *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->n; i++) {
+		free(c->v[i].path);
+		free(c->v[i].issuer);
+	}
+	free(c->v);
+	free(c);
+}
+
+static void certs_free(struct tls_certs *c)
+{
+	if (c != NULL) {
+		free(c->der);
+		free(c->x);
+		free(c);
+	}
+}
+
+/* pem_load(path, label, der, len, err, errsz): the DER of a file: the
+ * "-----BEGIN <label>-----" blocks of a PEM file decoded back to back, or a
+ * DER file as it is.  *der is malloc'd.  -1 with the file and the cause in
+ * err. */
+static int pem_load(const char *path, const char *label, unsigned char **der, size_t *len,
+    char *err, size_t errsz)
+{
+	unsigned char *text = NULL, *out = NULL;
+	char begin[64], end[64];
+	size_t n = 0, used = 0;
+	const char *why = "out of memory";
+	FILE *fp;
+
+	snprintf(begin, sizeof(begin), "-----BEGIN %s-----", label);
+	snprintf(end, sizeof(end), "-----END %s-----", label);
+	if ((text = malloc(CERT_FILE_MAX + 1)) == NULL)
+		goto fail;
+	if ((fp = fopen(path, "rb")) == NULL) {
+		why = strerror(errno);
+		goto fail;
+	}
+	n = fread(text, 1, CERT_FILE_MAX + 1, fp);
+	fclose(fp);
+	if (n > CERT_FILE_MAX) {
+		why = "file too large";
+		goto fail;
+	}
+	text[n] = '\0';
+	/* DER is never longer than the text it came from */
+	if ((out = malloc(n + 1)) == NULL)
+		goto fail;
+	if (memmem(text, n, "-----BEGIN", 10) != NULL) {
+		const char *p = (const char *)text, *b, *e;
+
+		while ((b = strstr(p, begin)) != NULL) {
+			word32 room = (word32)(n + 1 - used);
+
+			b += strlen(begin);
+			if ((e = strstr(b, end)) == NULL ||
+			    Base64_Decode((const byte *)b, (word32)(e - b), out + used, &room) != 0) {
+				why = "bad PEM";
+				goto fail;
+			}
+			used += room;
+			p = e + strlen(end);
+		}
+	} else {
+		memcpy(out, text, n);
+		used = n;
+	}
+	free(text);
+	*der = out;
+	*len = used;
+	return 0;
+fail:
+	snprintf(err, errsz, "%s: cannot read %s: %s", path,
+	    strcmp(label, "CERTIFICATE") == 0 ? "certificates" : "CRL", why);
+	free(text);
+	free(out);
+	return -1;
+}
+
+/* certs_load(path, err, errsz): every certificate of a PEM file (each
+ * "BEGIN CERTIFICATE" block) or a DER one (certificates back to back),
+ * parsed.  NULL with the file and the cause in err. */
+static struct tls_certs *certs_load(const char *path, char *err, size_t errsz)
+{
+	struct tls_certs *c = calloc(1, sizeof(*c));
+	const char *why = "out of memory";
+	size_t len = 0, cap = 0, i;
+	struct der d;
+	struct der_tlv t;
+
+	if (c == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (pem_load(path, "CERTIFICATE", &c->der, &len, err, errsz) < 0) {
+		certs_free(c);
+		return NULL;
+	}
+	/* count, then parse */
+	der_init(&d, c->der, len);
+	while (der_read(&d, &t) == 1)
+		cap++;
+	if (d.len != 0 || cap == 0) {
+		why = "no certificate in it";
+		goto fail;
+	}
+	if ((c->x = calloc(cap, sizeof(*c->x))) == NULL)
+		goto fail;
+	der_init(&d, c->der, len);
+	for (i = 0; i < cap && der_read(&d, &t) == 1; i++)
+		if (x509_parse(&c->x[i], t.raw, t.rawlen, &why) != 0)
+			goto fail;
+	c->n = cap;
+	return c;
+fail:
+	snprintf(err, errsz, "%s: cannot read certificates: %s", path, why);
+	certs_free(c);
+	return NULL;
+}
+
+/* certs_check(c, path, err, errsz): the daemon's own certificates (--cert,
+ * --ca) meet what it asks of a peer's: keys of RSA >= 2048 or EC >= 256
+ * bits; no MD5 or SHA-1 signature but a self-signed one's.  -1 with the
+ * file, the certificate and the cause in err. */
+static int certs_check(const struct tls_certs *c, const char *path, char *err, size_t errsz)
+{
+	char name[256], what[96];
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		const struct x509 *x = &c->x[i];
+
+		x509_name_line(&x->subject, name, sizeof(name));
+		if (!x509_key_ok(x)) {
+			snprintf(err, errsz, "%s: weak_key: certificate %s has a %s key; "
+			    "RSA keys must have at least %d bits, EC keys at least %d", path, name,
+			    x509_key_text(x, what, sizeof(what)), X509_MIN_RSA_BITS, X509_MIN_EC_BITS);
+			return -1;
+		}
+		if (!x509_self_issued(x) && !x509_sig_ok(x)) {
+			snprintf(err, errsz, "%s: weak_signature: certificate %s is signed with %s; "
+			    "MD5 and SHA-1 signatures are refused", path, name,
+			    x509_sig_text(x, what, sizeof(what)));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* crl_read(crls, path, err, errsz): the issuer and nextUpdate of every CRL
+ * in path (PEM or DER) into crls.  A CRL past its nextUpdate is an error
+ * ("crl_expired"): loading it would fail every client of its issuer. */
+static int crl_read(struct tls_crls *crls, const char *path, char *err, size_t errsz)
+{
+	unsigned char *der;
+	size_t len;
+	struct der d;
+	struct der_tlv t, issuer;
+	const char *why;
+	time_t next;
+	char when[32];
+	int rc = -1;
+
+	if (pem_load(path, "X509 CRL", &der, &len, err, errsz) < 0)
+		return -1;
+	der_init(&d, der, len);
+	while (der_read(&d, &t) == 1) {
+		struct tls_crl *v, *e;
+
+		if (x509_crl_parse(t.raw, t.rawlen, &issuer, &next, &why) != 0) {
+			snprintf(err, errsz, "%s: cannot load CRL: %s", path, why);
+			goto out;
+		}
+		if (next != 0 && next <= time(NULL)) {
+			snprintf(err, errsz, "%s: crl_expired: the CRL's nextUpdate (%s) has passed; "
+			    "an expired CRL is refused (fetch a fresh one)", path,
+			    x509_time_text(next, when, sizeof(when)));
+			goto out;
+		}
+		if ((v = realloc(crls->v, (crls->n + 1) * sizeof(*v))) == NULL)
+			goto nomem;
+		crls->v = v;
+		e = &v[crls->n];
+		memset(e, 0, sizeof(*e));
+		e->path = strdup(path);
+		e->issuer = malloc(issuer.rawlen);
+		if (e->path == NULL || e->issuer == NULL) {
+			free(e->path);
+			free(e->issuer);
+			goto nomem;
+		}
+		memcpy(e->issuer, issuer.raw, issuer.rawlen);
+		e->issuer_len = issuer.rawlen;
+		e->next_update = next;
+		atomic_init(&e->reported, 0);
+		crls->n++;
+	}
+	if (d.len != 0) {
+		snprintf(err, errsz, "%s: cannot load CRL: not PEM or DER", path);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(err, errsz, "out of memory");
+out:
+	free(der);
+	return rc;
+}
+
+/* crl_load(ctx, cfg, crls): every --crl file, PEM or DER; a revoked peer
+ * then fails its handshake.  Checked for the whole chain.  Their issuers
+ * and nextUpdate go to crls. */
+static int crl_load(WOLFSSL_CTX *ctx, const struct config *cfg, struct tls_crls *crls,
+    char *err, size_t errsz)
 {
 	char head[16] = "", ebuf[128];
 	int i, rc, type;
@@ -143,6 +388,8 @@ static int crl_load(WOLFSSL_CTX *ctx, const struct config *cfg, char *err, size_
 		memset(head, 0, sizeof(head));
 		(void)!fread(head, 1, sizeof(head) - 1, fp);
 		fclose(fp);
+		if (crl_read(crls, path, err, errsz) < 0)
+			return -1;
 		type = strncmp(head, "-----BEGIN", 10) == 0 ? WOLFSSL_FILETYPE_PEM : WOLFSSL_FILETYPE_ASN1;
 		if ((rc = wolfSSL_CTX_LoadCRLFile(ctx, path, type)) != WOLFSSL_SUCCESS) {
 			snprintf(err, errsz, "%s: cannot load CRL: %s", path,
@@ -153,11 +400,49 @@ static int crl_load(WOLFSSL_CTX *ctx, const struct config *cfg, char *err, size_
 	return 0;
 }
 
+/** tls_crl_expired(p, cert, err): non-zero if err (wolfSSL's verdict on
+ *  cert) comes from a --crl file of cert's issuer that has passed its
+ *  nextUpdate since it was loaded: wolfSSL then fails the certificate as
+ *  "CRL missing" or "after date".  The first time for each file, a warn line
+ *  names it. */
+int tls_crl_expired(const struct tls_policy *p, WOLFSSL_X509 *cert, int err)
+{
+	const unsigned char *der;
+	struct x509 x;
+	const char *why;
+	char when[32];
+	time_t now = time(NULL);
+	size_t i;
+	int len;
+
+	if (p->crls == NULL || (err != CRL_MISSING && err != CRL_CERT_DATE_ERR &&
+	    err != ASN_AFTER_DATE_E) || cert == NULL ||
+	    (der = wolfSSL_X509_get_der(cert, &len)) == NULL || len <= 0 ||
+	    x509_parse(&x, der, (size_t)len, &why) != 0)
+		return 0;
+	if (err == ASN_AFTER_DATE_E && x.not_after < now)
+		return 0;		/* the certificate itself expired */
+	for (i = 0; i < p->crls->n; i++) {
+		struct tls_crl *e = &p->crls->v[i];
+
+		if (e->next_update == 0 || e->next_update > now || e->issuer_len != x.issuer.rawlen ||
+		    memcmp(e->issuer, x.issuer.raw, e->issuer_len) != 0)
+			continue;
+		if (atomic_exchange(&e->reported, 1) == 0)
+			log_warn("CRL expired: its issuer's certificates are refused until "
+			    "it is replaced", "file=%s next_update=%s reason=crl_expired", e->path,
+			    x509_time_text(e->next_update, when, sizeof(when)));
+		return 1;
+	}
+	return 0;
+}
+
 /* tls_ctx_new(cfg, err, errsz): a context for cfg's role with the CA, the
  * certificate chain and the key loaded and checked against each other, the
  * CRLs, the minimum version and the peer verification set.  NULL with a
  * message in err naming the file and the cause. */
-static WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
+static WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, struct tls_crls *crls, char *err,
+    size_t errsz)
 {
 	int server = cfg->role == ROLE_SERVER;
 	struct passphrase pass;
@@ -209,7 +494,7 @@ static WOLFSSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errs
 		goto fail;
 	}
 
-	if (crl_load(ctx, cfg, err, errsz) < 0)
+	if (crl_load(ctx, cfg, crls, err, errsz) < 0)
 		goto fail;
 
 	/* Mutual TLS: the server demands a certificate, the client verifies the
@@ -306,6 +591,25 @@ fail:
 	return -1;
 }
 
+/* own_certs_check(cfg, p, err, errsz): --cert and --ca held to what a peer
+ * is held to (certs_check); the --ca certificates become p's anchors. */
+static int own_certs_check(const struct config *cfg, struct tls_policy *p, char *err,
+    size_t errsz)
+{
+	struct tls_certs *own;
+	int rc;
+
+	if ((own = certs_load(cfg->cert, err, errsz)) == NULL)
+		return -1;
+	rc = certs_check(own, cfg->cert, err, errsz);
+	certs_free(own);
+	if (rc < 0 || cfg->ca == NULL)
+		return rc;
+	if ((p->anchors = certs_load(cfg->ca, err, errsz)) == NULL)
+		return -1;
+	return certs_check(p->anchors, cfg->ca, err, errsz);
+}
+
 struct tls_policy *tls_policy_new(const struct config *cfg, char *err, size_t errsz)
 {
 	struct tls_policy *p = calloc(1, sizeof(*p));
@@ -314,9 +618,16 @@ struct tls_policy *tls_policy_new(const struct config *cfg, char *err, size_t er
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	if (rules_new(cfg, &p->rules, err, errsz) < 0 ||
-	    (p->ctx = tls_ctx_new(cfg, err, errsz)) == NULL) {
+	if ((p->crls = calloc(1, sizeof(*p->crls))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		free(p);
+		return NULL;
+	}
+	if (own_certs_check(cfg, p, err, errsz) < 0 || rules_new(cfg, &p->rules, err, errsz) < 0 ||
+	    (p->ctx = tls_ctx_new(cfg, p->crls, err, errsz)) == NULL) {
 		authz_free(p->rules);
+		certs_free(p->anchors);
+		crls_free(p->crls);
 		free(p);
 		return NULL;
 	}
@@ -357,6 +668,8 @@ void tls_policy_release(struct tls_policy *p)
 		return;
 	wolfSSL_CTX_free(p->ctx);
 	authz_free(p->rules);
+	certs_free(p->anchors);
+	crls_free(p->crls);
 	free(p);
 }
 
@@ -388,6 +701,16 @@ const char *tls_reason(WOLFSSL *ssl, int err)
 	case DOMAIN_NAME_MISMATCH:
 	case IPADDR_MISMATCH:		return "name_mismatch";
 	case CRL_CERT_REVOKED:		return "revoked";
+	case CRL_CERT_DATE_ERR:		return "crl_expired";
+	case EXTKEYUSE_AUTH_E:
+	case KEYUSE_SIGNATURE_E:
+	case KEYUSE_ENCIPHER_E:		return "wrong_usage";
+	case RSA_KEY_SIZE_E:
+	case ECC_KEY_SIZE_E:		return "weak_key";
+	case ASN_PATHLEN_INV_E:
+	case ASN_PATHLEN_SIZE_E:	return "path_length";
+	case NOT_CA_ERROR:		return "issuer_not_ca";
+	case ASN_NAME_INVALID_E:	return "name_constraints";
 	case VERSION_ERROR:		return "protocol_version";
 	case MATCH_SUITE_ERROR:		return "no_shared_cipher";
 	case UNKNOWN_RECORD_TYPE:	return "not_tls";
@@ -404,6 +727,49 @@ const char *tls_reason(WOLFSSL *ssl, int err)
 	}
 	default:			return "tls_error";
 	}
+}
+
+/*-
+ * What wolfSSL 5.5.4 checks of a peer's chain, and what it skips (read from
+ * its source: ProcessPeerCerts, ParseCertRelative, AddCA):
+ *   checks: signatures, dates, CRLs, CA:TRUE of the peer's intermediates
+ *     (a non-CA is not taken as an issuer), keyCertSign of intermediates,
+ *     pathLenConstraint of intermediates, the leaf's extendedKeyUsage (after
+ *     the verify callback), name constraints of DNS, email and directory
+ *     names against the direct issuer only;
+ *   skips: a self-signed root's pathLenConstraint (it takes every root as
+ *     unconstrained), keyCertSign of a root, key sizes below RSA 2048 / EC
+ *     256 (its minimums are 1024 and 224), MD5 and SHA-1 signatures, name
+ *     constraints of IP addresses and URIs and of CAs above the direct
+ *     issuer.
+ * tls_chain_check() does the skipped ones, on the path x509_chain_check()
+ * builds.
+ */
+const char *tls_chain_check(const struct tls_policy *p, WOLFSSL_X509_STORE_CTX *store,
+    int server, int *anchored)
+{
+	struct x509 *peer;		/* on the heap: this runs on wolfSSL's stack */
+	const char *why, *usage = server ? "clientAuth" : "serverAuth";
+	int i, n = store->totalCerts;
+
+	*anchored = 0;
+	if (n <= 0 || store->certs == NULL)
+		return NULL;
+	if (n > X509_PATH_MAX)
+		n = X509_PATH_MAX;
+	if ((peer = calloc((size_t)n, sizeof(*peer))) == NULL)
+		return "out_of_memory";
+	for (i = 0; i < n; i++)
+		if (x509_parse(&peer[i], store->certs[i].buffer, store->certs[i].length, &why) != 0) {
+			why = "bad_certificate";
+			goto out;
+		}
+	why = !x509_has_eku(&peer[0], usage) ? "wrong_usage" :
+	    x509_chain_check(peer, (size_t)n, p->anchors ? p->anchors->x : NULL,
+	    p->anchors ? p->anchors->n : 0, anchored);
+out:
+	free(peer);
+	return why;
 }
 
 const char *tls_ip_name(const char *ip, char *buf, size_t n)

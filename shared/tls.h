@@ -17,6 +17,8 @@ int tls_init(void);
 void tls_cleanup(void);
 
 struct authz;
+struct tls_certs;
+struct tls_crls;
 
 /* What a reload replaces, all or nothing: the TLS context (certificate, key,
  * CA, CRLs) and, on the server, the allow rules.  Reference-counted: a
@@ -25,6 +27,8 @@ struct authz;
 struct tls_policy {
 	WOLFSSL_CTX *ctx;
 	struct authz *rules;		/* server: --allow-* and --allow-file; NULL: none */
+	struct tls_certs *anchors;	/* the --ca certificates, parsed; NULL: no --ca */
+	struct tls_crls *crls;		/* issuer and nextUpdate of each --crl */
 	atomic_int refs;
 };
 
@@ -52,6 +56,23 @@ void tls_policy_release(struct tls_policy *p);
  *  (unknown_ca, expired, no_certificate, protocol_version, ...), from
  *  wolfSSL's error code or the alert the peer sent; "tls_error" for the rest. */
 const char *tls_reason(WOLFSSL *ssl, int err);
+
+/** tls_chain_check(p, store, server, anchored): the checks wolfSSL 5.5.4
+ *  skips, on the chain the peer sent (store->certs, leaf first) and p's
+ *  --ca anchors: the leaf's extendedKeyUsage, when it has one, names
+ *  clientAuth (server is non-zero) or serverAuth ("wrong_usage"), then
+ *  x509_chain_check() ("weak_key", "weak_signature", "issuer_not_ca",
+ *  "path_length").  Returns NULL or the reason; *anchored is set when the
+ *  path reached an anchor. */
+const char *tls_chain_check(const struct tls_policy *p, WOLFSSL_X509_STORE_CTX *store,
+    int server, int *anchored);
+
+/** tls_crl_expired(p, cert, err): non-zero if err (wolfSSL's verdict on
+ *  cert) comes from a --crl file of cert's issuer that has passed its
+ *  nextUpdate since it was loaded: wolfSSL then fails the certificate as
+ *  "CRL missing" or "after date".  The first time for each file, a warn line
+ *  names it. */
+int tls_crl_expired(const struct tls_policy *p, WOLFSSL_X509 *cert, int err);
 
 /** tls_ip_name(ip, buf, n): ip (a v4 or v6 literal) in the form wolfSSL's
  *  IP SAN check compares with: v4 as is, v6 as eight upper-case groups of

@@ -18,6 +18,7 @@ static const unsigned char oid_eku[] = { 0x55, 0x1d, 0x25 };
 static const unsigned char oid_san[] = { 0x55, 0x1d, 0x11 };
 static const unsigned char oid_skid[] = { 0x55, 0x1d, 0x0e };
 static const unsigned char oid_akid[] = { 0x55, 0x1d, 0x23 };
+static const unsigned char oid_nc[] = { 0x55, 0x1d, 0x1e };
 
 struct oid_name {
 	const char *oid;
@@ -62,6 +63,10 @@ static const struct oid_name sig_names[] = {
 static const struct oid_name curve_names[] = {
 	{ "1.2.840.10045.3.1.7", "P-256" }, { "1.3.132.0.34", "P-384" },
 	{ "1.3.132.0.35", "P-521" }, { "1.3.132.0.10", "secp256k1" },
+	{ "1.3.132.0.33", "P-224" }, { "1.2.840.10045.3.1.1", "P-192" },
+	{ "1.3.36.3.3.2.8.1.1.7", "brainpoolP256r1" },
+	{ "1.3.36.3.3.2.8.1.1.11", "brainpoolP384r1" },
+	{ "1.3.36.3.3.2.8.1.1.13", "brainpoolP512r1" },
 	{ NULL, NULL }
 };
 
@@ -208,6 +213,14 @@ bad_bc:
 		}
 		return 0;
 	}
+	if (der_oid_is(&oid, oid_nc, sizeof(oid_nc))) {
+		x->nc_present = 1;
+		if (der_expect(&in, DER_SEQUENCE, &x->nc) != 0) {
+			*why = "malformed nameConstraints extension";
+			return -1;
+		}
+		return 0;
+	}
 	if (der_oid_is(&oid, oid_akid, sizeof(oid_akid))) {
 		if (der_expect(&in, DER_SEQUENCE, &t) != 0) {
 			*why = "malformed authorityKeyIdentifier extension";
@@ -250,6 +263,8 @@ int x509_parse(struct x509 *x, const unsigned char *der, size_t len, const char 
 	der_enter(&t, &v);
 	if (der_expect(&v, DER_OID, &x->sig_alg) != 0)
 		return -1;
+	if (der_read(&v, &x->sig_params) != 1)
+		memset(&x->sig_params, 0, sizeof(x->sig_params));
 	if (der_expect(&d, DER_BIT_STRING, &t) != 0 || d.len != 0)
 		return -1;
 
@@ -627,13 +642,40 @@ const char *x509_gn_text(const struct der_tlv *gn, char *buf, size_t n)
 	return buf;
 }
 
+/* The size in bits of the modulus of an RSA subjectPublicKey BIT STRING, or
+ * 0 if it cannot be read. */
+static size_t rsa_bits(const struct der_tlv *bits)
+{
+	struct der a;
+	struct der_tlv t, mod;
+	size_t i = 0, nbits;
+
+	/* BIT STRING (0 unused bits) holding SEQUENCE { n, e } */
+	if (bits->len < 1 || bits->val[0] != 0)
+		return 0;
+	der_init(&a, bits->val + 1, bits->len - 1);
+	if (der_expect(&a, DER_SEQUENCE, &t) != 0)
+		return 0;
+	der_enter(&t, &a);
+	if (der_expect(&a, DER_INTEGER, &mod) != 0 || mod.len == 0)
+		return 0;
+	while (i < mod.len && mod.val[i] == 0)
+		i++;
+	if (i == mod.len)
+		return 0;
+	nbits = (mod.len - i) * 8;
+	for (unsigned char top = mod.val[i]; !(top & 0x80); top <<= 1)
+		nbits--;
+	return nbits;
+}
+
 /** x509_key_text(x, buf, n): the subject key as "EC P-256" or "RSA 2048".
  *  Returns buf. */
 const char *x509_key_text(const struct x509 *x, char *buf, size_t n)
 {
 	static const char ec[] = "1.2.840.10045.2.1", rsa[] = "1.2.840.113549.1.1.1";
 	struct der d, a;
-	struct der_tlv alg, oid, par, bits, t, mod;
+	struct der_tlv alg, oid, par, bits;
 	char o[64], c[64];
 	const char *curve;
 
@@ -654,28 +696,12 @@ const char *x509_key_text(const struct x509 *x, char *buf, size_t n)
 		return buf;
 	}
 	if (strcmp(o, rsa) == 0) {
-		size_t i = 0, nbits;
+		size_t nbits = rsa_bits(&bits);
 
-		/* BIT STRING (0 unused bits) holding SEQUENCE { n, e } */
-		if (bits.len < 1 || bits.val[0] != 0)
-			goto rsa_unknown;
-		der_init(&a, bits.val + 1, bits.len - 1);
-		if (der_expect(&a, DER_SEQUENCE, &t) != 0)
-			goto rsa_unknown;
-		der_enter(&t, &a);
-		if (der_expect(&a, DER_INTEGER, &mod) != 0 || mod.len == 0)
-			goto rsa_unknown;
-		while (i < mod.len && mod.val[i] == 0)
-			i++;
-		if (i == mod.len)
-			goto rsa_unknown;
-		nbits = (mod.len - i) * 8;
-		for (unsigned char top = mod.val[i]; !(top & 0x80); top <<= 1)
-			nbits--;
-		snprintf(buf, n, "RSA %zu", nbits);
-		return buf;
-rsa_unknown:
-		snprintf(buf, n, "RSA");
+		if (nbits == 0)
+			snprintf(buf, n, "RSA");
+		else
+			snprintf(buf, n, "RSA %zu", nbits);
 		return buf;
 	}
 	if (strcmp(o, "1.3.101.112") == 0)
@@ -725,6 +751,447 @@ int x509_has_eku(const struct x509 *x, const char *name)
 		s = x509_eku_name(&oid);
 		if (s != NULL && (strcmp(s, name) == 0 || strcmp(s, "anyExtendedKeyUsage") == 0))
 			return 1;
+	}
+	return 0;
+}
+
+/** x509_key_ok(x): non-zero if the subject key is strong enough: RSA of
+ *  at least X509_MIN_RSA_BITS bits, EC on a named curve of at least
+ *  X509_MIN_EC_BITS bits, Ed25519 or Ed448.  0 for anything else (a smaller
+ *  key, explicit EC parameters, an unknown curve or key type). */
+int x509_key_ok(const struct x509 *x)
+{
+	static const struct { const char *name; int bits; } curves[] = {
+		{ "P-256", 256 }, { "P-384", 384 }, { "P-521", 521 }, { "secp256k1", 256 },
+		{ "brainpoolP256r1", 256 }, { "brainpoolP384r1", 384 },
+		{ "brainpoolP512r1", 512 }, { "P-224", 224 }, { "P-192", 192 },
+	};
+	char text[96];
+	size_t i;
+
+	x509_key_text(x, text, sizeof(text));
+	if (strncmp(text, "RSA ", 4) == 0)
+		return strtol(text + 4, NULL, 10) >= X509_MIN_RSA_BITS;
+	if (strncmp(text, "EC ", 3) == 0) {
+		for (i = 0; i < sizeof(curves) / sizeof(curves[0]); i++)
+			if (strcmp(text + 3, curves[i].name) == 0)
+				return curves[i].bits >= X509_MIN_EC_BITS;
+		return 0;
+	}
+	return strcmp(text, "ED25519") == 0 || strcmp(text, "ED448") == 0;
+}
+
+/* Non-zero if an RSASSA-PSS parameters SEQUENCE names MD5 or SHA-1 as its
+ * hash, or names none (RFC 4055: absent means SHA-1). */
+static int pss_weak(const struct der_tlv *params)
+{
+	static const unsigned char sha1[] = { 0x2b, 0x0e, 0x03, 0x02, 0x1a };
+	static const unsigned char md5[] = { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05 };
+	struct der d, h;
+	struct der_tlv t, alg, oid;
+
+	if (params->tag != DER_SEQUENCE)
+		return 1;
+	der_enter(params, &d);
+	if (der_peek(&d) != DER_CTX_CONS(0))
+		return 1;		/* hashAlgorithm absent: SHA-1 */
+	if (der_read(&d, &t) != 1)
+		return 1;
+	der_enter(&t, &h);
+	if (der_expect(&h, DER_SEQUENCE, &alg) != 0)
+		return 1;
+	der_enter(&alg, &h);
+	if (der_expect(&h, DER_OID, &oid) != 0)
+		return 1;
+	return der_oid_is(&oid, sha1, sizeof(sha1)) || der_oid_is(&oid, md5, sizeof(md5));
+}
+
+/** x509_sig_ok(x): 0 if x is signed with MD2, MD4, MD5 or SHA-1 (RSA,
+ *  ECDSA, DSA, or RSASSA-PSS whose hash is one of those), non-zero for
+ *  anything else.  Only the hash is judged: an algorithm wolfSSL does not
+ *  know fails its own signature check. */
+int x509_sig_ok(const struct x509 *x)
+{
+	static const char *const weak[] = {
+		"1.2.840.113549.1.1.2",		/* md2WithRSAEncryption */
+		"1.2.840.113549.1.1.3",		/* md4WithRSAEncryption */
+		"1.2.840.113549.1.1.4",		/* md5WithRSAEncryption */
+		"1.2.840.113549.1.1.5",		/* sha1WithRSAEncryption */
+		"1.3.14.3.2.29",		/* sha1WithRSASignature (OIW) */
+		"1.2.840.10045.4.1",		/* ecdsa-with-SHA1 */
+		"1.2.840.10040.4.3",		/* dsa-with-sha1 */
+		"1.3.14.3.2.27",		/* dsaWithSHA1 (OIW) */
+	};
+	char o[64];
+	size_t i;
+
+	der_oid_text(x->sig_alg.val, x->sig_alg.len, o, sizeof(o));
+	for (i = 0; i < sizeof(weak) / sizeof(weak[0]); i++)
+		if (strcmp(o, weak[i]) == 0)
+			return 0;
+	if (strcmp(o, "1.2.840.113549.1.1.10") == 0)	/* rsassaPss */
+		return !pss_weak(&x->sig_params);
+	return 1;
+}
+
+/* Non-zero if the two elements are encoded alike, byte for byte. */
+static int tlv_same(const struct der_tlv *a, const struct der_tlv *b)
+{
+	return a->rawlen == b->rawlen && memcmp(a->raw, b->raw, a->rawlen) == 0;
+}
+
+/** x509_self_issued(x): non-zero if x's issuer and subject are the same
+ *  Name, byte for byte (a root, or a self-signed certificate). */
+int x509_self_issued(const struct x509 *x)
+{
+	return tlv_same(&x->issuer, &x->subject);
+}
+
+/** x509_issued_by(x, issuer): non-zero if issuer's subject is x's issuer,
+ *  byte for byte, and, when x names an authority key identifier and issuer
+ *  has a subject key identifier, they are the same (as wolfSSL looks a
+ *  signer up).  Signatures are wolfSSL's to check, not this one's. */
+int x509_issued_by(const struct x509 *x, const struct x509 *issuer)
+{
+	if (!tlv_same(&x->issuer, &issuer->subject))
+		return 0;
+	if (x->akid.len > 0 && issuer->skid.len > 0 &&
+	    (x->akid.len != issuer->skid.len || memcmp(x->akid.val, issuer->skid.val,
+	    x->akid.len) != 0))
+		return 0;
+	return 1;
+}
+
+/* The certificate of anchors that issued x, other than x itself; NULL if none. */
+static const struct x509 *anchor_of(const struct x509 *x, const struct x509 *anchors,
+    size_t nanchors)
+{
+	size_t i;
+
+	for (i = 0; i < nanchors; i++)
+		if (!(anchors[i].derlen == x->derlen &&
+		    memcmp(anchors[i].der, x->der, x->derlen) == 0) &&
+		    x509_issued_by(x, &anchors[i]))
+			return &anchors[i];
+	return NULL;
+}
+
+/* ---- name constraints (RFC 5280 4.2.1.10) ---- */
+
+/* A GeneralName as name constraints compare it: its tag number (1 email,
+ * 2 DNS, 4 directoryName, 6 URI, 7 IP) and its value (the Name SEQUENCE for
+ * a directoryName, the contents otherwise). */
+struct gname {
+	unsigned type;
+	struct der_tlv v;
+};
+
+/* Read a GeneralName: 0, 1 for a form not compared here (otherName,
+ * x400Address, ediPartyName, registeredID), -1 if malformed. */
+static int gn_read(const struct der_tlv *gn, struct gname *out)
+{
+	struct der d;
+
+	out->type = gn->tag & 0x1f;
+	if (gn->tag == DER_CTX_CONS(4)) {
+		der_enter(gn, &d);
+		return der_expect(&d, DER_SEQUENCE, &out->v) == 0 && d.len == 0 ? 0 : -1;
+	}
+	if (gn->tag != DER_CTX(1) && gn->tag != DER_CTX(2) && gn->tag != DER_CTX(6) &&
+	    gn->tag != DER_CTX(7))
+		return 1;
+	out->v = *gn;
+	return 0;
+}
+
+/* n bytes at a and b equal, ignoring ASCII case. */
+static int case_eq(const unsigned char *a, const unsigned char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char x = a[i], y = b[i];
+
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y + 32);
+		if (x != y)
+			return 0;
+	}
+	return 1;
+}
+
+/* A host within a domain constraint: the domain itself or below it; a
+ * constraint starting with '.' only below it; with exact (URI and email
+ * hosts) a constraint not starting with '.' is that host only. */
+static int host_within(const unsigned char *h, size_t n, const unsigned char *c, size_t cl,
+    int exact)
+{
+	if (cl == 0)
+		return 1;
+	if (c[0] == '.')
+		return n > cl && case_eq(h + n - cl, c, cl);
+	if (n == cl)
+		return case_eq(h, c, n);
+	return !exact && n > cl && h[n - cl - 1] == '.' && case_eq(h + n - cl, c, cl);
+}
+
+/* The host of a URI ("scheme://[user@]host[:port][/...]"), or -1. */
+static int uri_host(const struct der_tlv *v, const unsigned char **h, size_t *n)
+{
+	const unsigned char *p = v->val, *end = v->val + v->len, *s, *e, *at;
+
+	if ((s = memmem(p, v->len, "://", 3)) == NULL)
+		return -1;
+	s += 3;
+	for (e = s; e < end && *e != '/' && *e != '?' && *e != '#'; e++)
+		;
+	for (at = e; at > s && at[-1] != '@'; at--)
+		;
+	s = at;
+	if (s < e && *s == '[')
+		return -1;		/* an IP literal: no host name */
+	for (at = s; at < e && *at != ':'; at++)
+		;
+	*h = s;
+	*n = (size_t)(at - s);
+	return *n > 0 ? 0 : -1;
+}
+
+/* Is name n within the subtree base (same type)? */
+static int gn_within(const struct gname *n, const struct gname *b)
+{
+	const unsigned char *h, *c = b->v.val;
+	size_t hl, cl = b->v.len, i;
+	struct der a, bb;
+	struct der_tlv ra, rb;
+
+	switch (n->type) {
+	case 2:		/* dNSName */
+		return host_within(n->v.val, n->v.len, c, cl, 0);
+	case 6:		/* URI: its host; "host" exactly, ".domain" below it */
+		if (uri_host(&n->v, &h, &hl) != 0)
+			return 0;
+		return host_within(h, hl, c, cl, 1);
+	case 1:		/* rfc822Name: "a@host" exactly, "host", ".domain" */
+		if (memchr(c, '@', cl) != NULL)
+			return n->v.len == cl && case_eq(n->v.val, c, cl);
+		if ((h = memchr(n->v.val, '@', n->v.len)) == NULL)
+			return 0;
+		h++;
+		hl = n->v.len - (size_t)(h - n->v.val);
+		return host_within(h, hl, c, cl, 1);
+	case 7:		/* iPAddress: address and mask */
+		if (cl != 2 * n->v.len)
+			return 0;
+		for (i = 0; i < n->v.len; i++)
+			if ((n->v.val[i] & c[n->v.len + i]) != (c[i] & c[n->v.len + i]))
+				return 0;
+		return 1;
+	case 4:		/* directoryName: the base's RDNs begin the name */
+		der_enter(&n->v, &a);
+		der_enter(&b->v, &bb);
+		while (der_read(&bb, &rb) == 1)
+			if (der_read(&a, &ra) != 1 || !tlv_same(&ra, &rb))
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* Is name n allowed by the NameConstraints nc: within no excluded subtree
+ * and, if there are permitted subtrees of its type, within one of them? */
+static int nc_allows(const struct der_tlv *nc, const struct gname *n)
+{
+	struct der d, subs, st;
+	struct der_tlv list, sub, base;
+	struct gname b;
+	int seen = 0, in = 0, r;
+
+	der_enter(nc, &d);
+	while (der_read(&d, &list) == 1) {
+		int excluded = list.tag == DER_CTX_CONS(1);
+
+		if (list.tag != DER_CTX_CONS(0) && !excluded)
+			return 0;
+		der_enter(&list, &subs);
+		while (der_read(&subs, &sub) == 1) {
+			if (sub.tag != DER_SEQUENCE)
+				return 0;
+			der_enter(&sub, &st);
+			if (der_read(&st, &base) != 1 || (r = gn_read(&base, &b)) < 0)
+				return 0;
+			if (r > 0 || b.type != n->type)
+				continue;
+			if (excluded && gn_within(n, &b))
+				return 0;
+			if (!excluded) {
+				seen = 1;
+				in = in || gn_within(n, &b);
+			}
+		}
+	}
+	return !seen || in;
+}
+
+/* Name constraints checked on a leaf's CNs (when it has no dNSName). */
+struct nc_cn {
+	const struct der_tlv *nc;
+	int bad;
+};
+
+static void nc_cn_attr(const struct der_tlv *oid, const struct der_tlv *val, int more, void *arg)
+{
+	static const unsigned char cn[] = { 0x55, 0x04, 0x03 };
+	struct nc_cn *k = arg;
+	struct gname n;
+	size_t i;
+
+	(void)more;
+	if (!der_oid_is(oid, cn, sizeof(cn)) || str_step(val) != 1 || val->len == 0 ||
+	    memchr(val->val, '.', val->len) == NULL)
+		return;
+	for (i = 0; i < val->len; i++) {
+		unsigned char ch = val->val[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '*'))
+			return;		/* not a host name */
+	}
+	n.type = 2;
+	n.v = *val;
+	if (!nc_allows(k->nc, &n))
+		k->bad = 1;
+}
+
+/* Every name of x within ca's name constraints? */
+static int nc_ok(const struct x509 *ca, const struct x509 *x, int leaf)
+{
+	struct der d;
+	struct der_tlv gn;
+	struct gname n;
+	int dns = 0, r;
+
+	if (!ca->nc_present)
+		return 1;
+	if (x->san_present) {
+		der_enter(&x->san, &d);
+		while (der_read(&d, &gn) == 1) {
+			if ((r = gn_read(&gn, &n)) < 0)
+				return 0;
+			if (r > 0)
+				continue;
+			dns |= n.type == 2;
+			if (!nc_allows(&ca->nc, &n))
+				return 0;
+		}
+	}
+	if (x->subject.len > 0) {
+		n.type = 4;
+		n.v = x->subject;
+		if (!nc_allows(&ca->nc, &n))
+			return 0;
+	}
+	if (leaf && !dns) {
+		struct nc_cn k = { &ca->nc, 0 };
+
+		if (name_walk(&x->subject, nc_cn_attr, &k) != 0 || k.bad)
+			return 0;
+	}
+	return 1;
+}
+
+/** x509_chain_check(peer, npeer, anchors, nanchors, anchored): see x509.h. */
+const char *x509_chain_check(const struct x509 *peer, size_t npeer,
+    const struct x509 *anchors, size_t nanchors, int *anchored)
+{
+	const struct x509 *path[X509_PATH_MAX], *next;
+	unsigned char used[X509_PATH_MAX] = { 0 };
+	size_t n = 0, i, j, below;
+
+	*anchored = 0;
+	if (npeer == 0)
+		return NULL;
+	if (npeer > X509_PATH_MAX)
+		npeer = X509_PATH_MAX;	/* wolfSSL's own limit is lower */
+	path[n++] = &peer[0];
+	used[0] = 1;
+	while (n < X509_PATH_MAX && !x509_self_issued(path[n - 1])) {
+		/* an anchor first: a peer may send the root too; above an anchor,
+		 * only anchors */
+		if ((next = anchor_of(path[n - 1], anchors, nanchors)) != NULL) {
+			*anchored = 1;
+			path[n++] = next;
+			continue;
+		}
+		if (*anchored)
+			break;
+		for (i = 1; i < npeer; i++)
+			if (!used[i] && x509_issued_by(path[n - 1], &peer[i]))
+				break;
+		if (i == npeer)
+			break;
+		used[i] = 1;
+		path[n++] = &peer[i];
+	}
+	for (i = 0; i < n; i++)
+		if (!x509_key_ok(path[i]))
+			return "weak_key";
+	for (i = 0; i < n; i++)
+		if (!x509_self_issued(path[i]) && !x509_sig_ok(path[i]))
+			return "weak_signature";
+	for (i = 1; i < n; i++) {
+		const struct x509 *ca = path[i];
+
+		if (!ca->bc_present || !ca->is_ca ||
+		    (ca->ku_present && !(ca->ku & X509_KU_KEY_CERT_SIGN)))
+			return "issuer_not_ca";
+		/* RFC 5280 4.2.1.9: the non-self-issued intermediates below it */
+		for (below = 0, j = 1; j < i; j++)
+			below += !x509_self_issued(path[j]);
+		if (ca->path_len >= 0 && below > (size_t)ca->path_len)
+			return "path_length";
+	}
+	for (i = 1; i < n; i++)
+		for (j = 0; j < i; j++)
+			if ((j == 0 || !x509_self_issued(path[j])) && !nc_ok(path[i], path[j], j == 0))
+				return "name_constraints";
+	return NULL;
+}
+
+/** x509_crl_parse(der, len, issuer, next_update, why): the issuer Name and
+ *  nextUpdate of one DER CRL (RFC 5280 5.1); *next_update is 0 when the CRL
+ *  has none.  issuer borrows from der.  Returns 0, or -1 with a short reason
+ *  in *why. */
+int x509_crl_parse(const unsigned char *der, size_t len, struct der_tlv *issuer,
+    time_t *next_update, const char **why)
+{
+	struct der d, tbs;
+	struct der_tlv crl, t, at;
+	time_t this_update;
+
+	*why = "not a DER CRL";
+	*next_update = 0;
+	der_init(&d, der, len);
+	if (der_expect(&d, DER_SEQUENCE, &crl) != 0 || d.len != 0)
+		return -1;
+	der_enter(&crl, &d);
+	if (der_expect(&d, DER_SEQUENCE, &t) != 0)
+		return -1;
+	der_enter(&t, &tbs);
+	if (der_peek(&tbs) == DER_INTEGER && der_read(&tbs, &t) != 1)	/* version */
+		return -1;
+	if (der_expect(&tbs, DER_SEQUENCE, &t) != 0 ||			/* signature */
+	    der_expect(&tbs, DER_SEQUENCE, issuer) != 0 ||
+	    der_read(&tbs, &at) != 1 || parse_time(&at, &this_update) != 0) {
+		*why = "malformed CRL";
+		return -1;
+	}
+	if ((der_peek(&tbs) == DER_UTCTIME || der_peek(&tbs) == DER_GENTIME) &&
+	    (der_read(&tbs, &at) != 1 || parse_time(&at, next_update) != 0)) {
+		*why = "malformed CRL nextUpdate";
+		return -1;
 	}
 	return 0;
 }

@@ -29,6 +29,7 @@ struct x509 {
 	struct der_tlv subject;		/* Name (SEQUENCE) */
 	struct der_tlv spki;		/* SubjectPublicKeyInfo (SEQUENCE) */
 	struct der_tlv sig_alg;		/* OID of the outer signature algorithm */
+	struct der_tlv sig_params;	/* its parameters; tag 0 if absent */
 	time_t not_before, not_after;
 
 	int bc_present, bc_critical, is_ca;
@@ -41,6 +42,8 @@ struct x509 {
 	struct der_tlv eku;		/* SEQUENCE OF OID */
 	struct der_tlv skid;		/* OCTET STRING contents; len 0 if absent */
 	struct der_tlv akid;		/* keyIdentifier contents; len 0 if absent */
+	int nc_present;
+	struct der_tlv nc;		/* NameConstraints (SEQUENCE) */
 };
 
 /** x509_parse(x, der, len, why): parse one DER certificate into x.  Returns
@@ -85,6 +88,65 @@ const char *x509_eku_name(const struct der_tlv *oid);
 /** x509_has_eku(x, name): non-zero if x has no EKU extension, or one that
  *  lists name ("serverAuth") or anyExtendedKeyUsage. */
 int x509_has_eku(const struct x509 *x, const char *name);
+
+#define X509_MIN_RSA_BITS 2048	/* the smallest RSA key x509_key_ok() takes */
+#define X509_MIN_EC_BITS 256	/* the smallest EC curve it takes */
+#define X509_PATH_MAX 16	/* certificates x509_chain_check() looks at */
+
+/** x509_key_ok(x): non-zero if the subject key is strong enough: RSA of
+ *  at least X509_MIN_RSA_BITS bits, EC on a named curve of at least
+ *  X509_MIN_EC_BITS bits, Ed25519 or Ed448.  0 for anything else (a smaller
+ *  key, explicit EC parameters, an unknown curve or key type). */
+int x509_key_ok(const struct x509 *x);
+
+/** x509_sig_ok(x): 0 if x is signed with MD2, MD4, MD5 or SHA-1 (RSA,
+ *  ECDSA, DSA, or RSASSA-PSS whose hash is one of those), non-zero for
+ *  anything else.  Only the hash is judged: an algorithm wolfSSL does not
+ *  know fails its own signature check. */
+int x509_sig_ok(const struct x509 *x);
+
+/** x509_self_issued(x): non-zero if x's issuer and subject are the same
+ *  Name, byte for byte (a root, or a self-signed certificate). */
+int x509_self_issued(const struct x509 *x);
+
+/** x509_issued_by(x, issuer): non-zero if issuer's subject is x's issuer,
+ *  byte for byte, and, when x names an authority key identifier and issuer
+ *  has a subject key identifier, they are the same (as wolfSSL looks a
+ *  signer up).  Signatures are wolfSSL's to check, not this one's. */
+int x509_issued_by(const struct x509 *x, const struct x509 *issuer);
+
+/** x509_chain_check(peer, npeer, anchors, nanchors, anchored): the checks a
+ *  careful CA client makes that wolfSSL 5.5.4 skips, on the path from
+ *  peer[0] (the leaf; the rest as the peer sent them) to a trust anchor.
+ *  The path is built by names and key identifiers: from each certificate to
+ *  an anchor that issued it if there is one, else to a peer certificate that
+ *  did; above the first anchor only anchors, up to a self-issued one; it
+ *  stops where no issuer is found.  On that path:
+ *    - every key is strong enough (x509_key_ok), anchors included: "weak_key";
+ *    - no certificate but a self-issued one is signed with MD5 or SHA-1
+ *      (x509_sig_ok): "weak_signature";
+ *    - every issuer, anchors included, has basicConstraints CA:TRUE and,
+ *      when it has a keyUsage, keyCertSign: "issuer_not_ca";
+ *    - no issuer's pathLenConstraint is exceeded by the non-self-issued
+ *      intermediates below it, anchors' included (wolfSSL ignores a
+ *      self-signed root's): "path_length";
+ *    - every name of every certificate below an issuer with nameConstraints
+ *      (but self-issued intermediates) is within them: SAN dNSName, rfc822Name,
+ *      URI (its host), iPAddress and directoryName, the subject as a
+ *      directoryName, and the leaf's host-like CNs when it has no dNSName
+ *      (wolfSSL checks DNS, email and directory names against the direct
+ *      issuer only): "name_constraints".
+ *  Returns NULL when all hold, else the reason; *anchored is set when the
+ *  path reached an anchor. */
+const char *x509_chain_check(const struct x509 *peer, size_t npeer,
+    const struct x509 *anchors, size_t nanchors, int *anchored);
+
+/** x509_crl_parse(der, len, issuer, next_update, why): the issuer Name and
+ *  nextUpdate of one DER CRL (RFC 5280 5.1); *next_update is 0 when the CRL
+ *  has none.  issuer borrows from der.  Returns 0, or -1 with a short reason
+ *  in *why. */
+int x509_crl_parse(const unsigned char *der, size_t len, struct der_tlv *issuer,
+    time_t *next_update, const char **why);
 
 /** x509_time_text(t, buf, n): t as "2025-01-31T12:00:00Z".  Returns buf. */
 const char *x509_time_text(time_t t, char *buf, size_t n);

@@ -13,6 +13,10 @@ mode 0600.
     client = pki.issue(ca, "client", "client.test", usage="client",
                        passphrase="s3cret")      # encrypted key
     old = pki.issue(ca, "old", "old.test", expired=True)
+    root0 = pki.ca("root0", pathlen=0)                # constrained roots, and
+    inter = pki.ca("inter", issuer=root0)             # intermediates (inter.chain)
+    weak = pki.issue(inter, "weak", "w.test", key="rsa:1024", digest="sha1",
+                     extra_cn="second.test")          # leaf + inter's chain in one file
 """
 
 import datetime
@@ -54,9 +58,11 @@ CN = unused
 
 _EXT_CA = """\
 [ext]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
+basicConstraints = critical, CA:TRUE{pathlen}
+keyUsage = critical, {ku}
 subjectKeyIdentifier = hash
+{akid}
+{nc}
 """
 
 _EXT_LEAF = """\
@@ -89,6 +95,7 @@ class Identity:
 class Ca(Identity):
     dir: Path | None = None
     conf: Path | None = None
+    chain: Path | None = None     # an intermediate and the CAs above it but the root
 
 
 def _utc(delta_days):
@@ -114,9 +121,15 @@ class Pki:
             raise RuntimeError(f"openssl {' '.join(map(str, args))} failed:\n{r.stderr}")
         return r.stdout
 
-    def _genkey(self, path):
-        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                      "-out", path)
+    def _genkey(self, path, key="ec"):
+        """key: "ec" (P-256), "ec:CURVE" or "rsa:BITS"."""
+        kind, _, size = key.partition(":")
+        if kind == "rsa":
+            self._openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                          f"rsa_keygen_bits:{size or 2048}", "-out", path)
+        else:
+            self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
+                          f"ec_paramgen_curve:{size or 'P-256'}", "-out", path)
         path.chmod(0o600)
 
     def _encrypt_key(self, plain, path, passphrase):
@@ -124,48 +137,69 @@ class Pki:
                       "-out", path, env={"TLSFWD_PKI_PASS": passphrase})
         path.chmod(0o600)
 
-    def _sign(self, ca_dir, ca_conf, csr, out, ext, *, start, end, selfsign=False):
+    def _sign(self, ca_dir, ca_conf, csr, out, ext, *, start, end, selfsign=False,
+              digest="sha256"):
         extfile = out.with_suffix(".ext")
         extfile.write_text(ext)
         args = ["ca", "-batch", "-config", ca_conf, "-in", csr, "-out", out,
                 "-startdate", start, "-enddate", end, "-extfile", extfile,
-                "-extensions", "ext", "-notext", "-rand_serial"]
+                "-extensions", "ext", "-notext", "-rand_serial", "-md", digest]
         if selfsign:
             args += ["-selfsign", "-keyfile", ca_dir / "ca.key"]
         self._openssl(*args)
 
     # -- public ----------------------------------------------------------
-    def ca(self, name, cn=None):
-        """Make a self-signed root CA valid from 2019 for ten years from now."""
+    def ca(self, name, cn=None, *, pathlen=None, issuer=None, ku="keyCertSign, cRLSign",
+           key="ec", nc=None):
+        """Make a self-signed root CA valid from 2019 for ten years from now, or
+        with `issuer` (a Ca) an intermediate CA signed by it.
+
+        pathlen: its basicConstraints pathLenConstraint (none by default).
+        ku: its keyUsage.  key: as for issue().
+        nc: its nameConstraints, in openssl's syntax ("permitted;DNS:example.com").
+        The intermediate's `chain` file holds it and its issuer's chain."""
         d = self.dir / name
         (d / "issued").mkdir(parents=True, exist_ok=True)
         (d / "index.txt").write_text("")
         conf = d / "ca.cnf"
         conf.write_text(_CA_CONF.format(dir=d))
-        key = d / "ca.key"
-        self._genkey(key)
+        keyfile = d / "ca.key"
+        self._genkey(keyfile, key)
         csr = d / "ca.csr"
-        self._openssl("req", "-new", "-config", conf, "-key", key,
+        self._openssl("req", "-new", "-config", conf, "-key", keyfile,
                       "-subj", f"/CN={cn or name}", "-out", csr)
         cert = d / "ca.crt"
-        self._sign(d, conf, csr, cert, _EXT_CA, start="20190101000000Z",
-                   end=_utc(3650), selfsign=True)
-        return Ca(name=name, cert=cert, key=key, dir=d, conf=conf)
+        ext = _EXT_CA.format(pathlen="" if pathlen is None else f", pathlen:{pathlen}", ku=ku,
+                             akid="authorityKeyIdentifier = keyid" if issuer else "",
+                             nc=f"nameConstraints = critical, {nc}" if nc else "")
+        if issuer is None:
+            self._sign(d, conf, csr, cert, ext, start="20190101000000Z",
+                       end=_utc(3650), selfsign=True)
+        else:
+            self._sign(issuer.dir, issuer.conf, csr, cert, ext, start=_utc(-1), end=_utc(365))
+        chain = d / "chain.pem"
+        chain.write_text(cert.read_text() + (issuer.chain.read_text() if issuer and
+                                             issuer.chain else ""))
+        return Ca(name=name, cert=cert, key=keyfile, dir=d, conf=conf,
+                  chain=chain if issuer else None)
 
     def issue(self, ca, name, cn, *, dns=(), ips=(), uris=(), ou=None, usage="client",
-              expired=False, passphrase=None):
+              expired=False, passphrase=None, key="ec", digest="sha256", extra_cn=None):
         """Issue a leaf certificate signed by `ca`.
 
         usage: "client", "server" or "both" (extendedKeyUsage).
         expired: valid 2020-01-01 .. 2021-01-01 instead of yesterday .. +1 year.
         passphrase: the key file is encrypted (AES-256, PKCS#8) with it.
+        key: "ec" (P-256), "ec:CURVE" or "rsa:BITS".  digest: of the CA's signature.
+        extra_cn: a second commonName after the first.
+        With an intermediate `ca`, the cert file holds the leaf and ca's chain.
         """
         d = self.dir / name
         d.mkdir(parents=True, exist_ok=True)
         plain_key = d / "key.pem"
-        self._genkey(plain_key)
+        self._genkey(plain_key, key)
         csr = d / "req.csr"
-        subj = f"/CN={cn}" + (f"/OU={ou}" if ou else "")
+        subj = f"/CN={cn}" + (f"/OU={ou}" if ou else "") + (f"/CN={extra_cn}" if extra_cn else "")
         self._openssl("req", "-new", "-config", ca.conf, "-key", plain_key,
                       "-subj", subj, "-out", csr)
         sans = [f"DNS:{n}" for n in dns] + [f"IP:{i}" for i in ips] + [f"URI:{u}" for u in uris]
@@ -176,7 +210,9 @@ class Pki:
             start, end = "20200101000000Z", "20210101000000Z"
         else:
             start, end = _utc(-1), _utc(365)
-        self._sign(ca.dir, ca.conf, csr, cert, ext, start=start, end=end)
+        self._sign(ca.dir, ca.conf, csr, cert, ext, start=start, end=end, digest=digest)
+        if getattr(ca, "chain", None):
+            cert.write_text(cert.read_text() + ca.chain.read_text())
         key = plain_key
         if passphrase is not None:
             key = d / "key.enc.pem"
@@ -196,13 +232,19 @@ class Pki:
                       "-addext", "keyUsage=critical,digitalSignature", "-out", cert)
         return Identity(name=name, cert=cert, key=key)
 
-    def crl(self, ca, revoked=(), der=False):
+    def crl(self, ca, revoked=(), der=False, seconds=None, expired=False):
         """Revoke each identity in `revoked` (once) and write a fresh CRL of `ca`;
-        returns its path (PEM, or DER with der=True)."""
+        returns its path (PEM, or DER with der=True).  Its nextUpdate is in 30
+        days, in `seconds`, or with expired=True a day ago."""
         for ident in revoked:
             self._openssl("ca", "-config", ca.conf, "-revoke", ident.cert)
         out = ca.dir / "crl.pem"
-        self._openssl("ca", "-config", ca.conf, "-gencrl", "-crldays", "30", "-out", out)
+        due = ["-crldays", "30"]
+        if seconds is not None:
+            due = ["-crlsec", seconds]
+        if expired:
+            due = ["-crl_lastupdate", _utc(-2), "-crl_nextupdate", _utc(-1)]
+        self._openssl("ca", "-config", ca.conf, "-gencrl", *due, "-out", out)
         if der:
             pem, out = out, ca.dir / "crl.der"
             self._openssl("crl", "-in", pem, "-outform", "DER", "-out", out)

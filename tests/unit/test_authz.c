@@ -152,20 +152,34 @@ static void test_cn(void **state)
 	assert_int_equal(match_name("cn:Web Server 1", "Web Server 1"), AUTHZ_MATCHED);
 }
 
-/* Every CN is looked at, not just the first. */
-static void test_cn_any_of_several(void **state)
+/* A subject with several CNs is refused whenever a cn: rule is in the set,
+ * whichever CN the rule names and whatever else matches (issue 13): which
+ * CN a client "is" would be anyone's guess. */
+static void test_cn_several_refused(void **state)
 {
 	struct authz *set = one("cn:second");
 	struct fixture f;
-	char out[64];
+	char err[256], out[64];
 
 	(void)state;
 	fixture_init(&f);
+	assert_int_equal(authz_several_cns(set, &f.id), 0);
 	assert_int_equal(authz_match(set, &f.id, out, sizeof(out)), AUTHZ_DENIED);
 	f.cn[1] = "second";
 	f.id.n_cn = 2;
+	assert_int_equal(authz_several_cns(set, &f.id), 1);
+	assert_int_equal(authz_match(set, &f.id, out, sizeof(out)), AUTHZ_DENIED);
+	assert_string_equal(out, "");
+	/* the first CN, or another rule that matches, does not help */
+	assert_int_equal(authz_add(set, "cn:web-1", err, sizeof(err)), 0);
+	assert_int_equal(authz_add(set, "dns:web-1.example.com", err, sizeof(err)), 0);
+	assert_int_equal(authz_match(set, &f.id, out, sizeof(out)), AUTHZ_DENIED);
+	assert_int_equal(authz_several_cns(set, NULL), 0);
+	authz_free(set);
+	/* without a cn: rule, several CNs are nobody's business */
+	set = one("dns:web-1.example.com");
+	assert_int_equal(authz_several_cns(set, &f.id), 0);
 	assert_int_equal(authz_match(set, &f.id, out, sizeof(out)), AUTHZ_MATCHED);
-	assert_string_equal(out, "cn:second");
 	authz_free(set);
 }
 
@@ -865,7 +879,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_set_allows_any),
 		cmocka_unit_test(test_cn),
-		cmocka_unit_test(test_cn_any_of_several),
+		cmocka_unit_test(test_cn_several_refused),
 		cmocka_unit_test(test_ou),
 		cmocka_unit_test(test_dns_exact_ignores_case),
 		cmocka_unit_test(test_dns_wildcard_is_one_label),

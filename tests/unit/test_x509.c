@@ -246,6 +246,78 @@ static int setup(void **state)
 	    "  'subjectAltName=DNS:nulXdns.example,DNS:ok.example,URI:spiffe://nulX/a,"
 	    "URI:spiffe://ok/a' && "
 	    "openssl x509 -in nul.pem -outform DER -out nul.der", dir));
+	/* keys and digests for x509_key_ok and x509_sig_ok */
+	free(sh("cd %s && exec 2>&1 && "
+	    "openssl req -x509 -newkey rsa:1024 -nodes -keyout r1024.key -out r1024.pem -days 2 "
+	    "  -subj /CN=r1024 && "
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-224 -nodes -keyout p224.key "
+	    "  -out p224.pem -days 2 -subj /CN=p224 && "
+	    "openssl req -x509 -newkey ed25519 -nodes -keyout ed.key -out ed.pem -days 2 "
+	    "  -subj /CN=ed && "
+	    "openssl x509 -req -in full.csr -CA ca.pem -CAkey ca.key -days 10 -sha1 -out sha1.pem && "
+	    "openssl x509 -req -in full.csr -CA rsa.pem -CAkey rsa.key -days 10 -sha256 "
+	    "  -sigopt rsa_padding_mode:pss -out pss256.pem && "
+	    "openssl x509 -req -in full.csr -CA rsa.pem -CAkey rsa.key -days 10 -sha1 "
+	    "  -sigopt rsa_padding_mode:pss -out pss1.pem", dir));
+	/* chains: root0 (pathlen:0) and root (none) <- inter <- leaf; a root
+	 * without keyCertSign and a CA:FALSE one, each over a leaf */
+	free(sh("cd %s && exec 2>&1 && "
+	    "printf '[req]\\ndistinguished_name=dn\\n[dn]\\n"
+	    "[r0]\\nbasicConstraints=critical,CA:TRUE,pathlen:0\\n"
+	    "keyUsage=critical,keyCertSign,cRLSign\\nsubjectKeyIdentifier=hash\\n"
+	    "[r]\\nbasicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n"
+	    "subjectKeyIdentifier=hash\\n"
+	    "[rnoks]\\nbasicConstraints=critical,CA:TRUE\\nkeyUsage=critical,digitalSignature\\n"
+	    "[noca]\\nbasicConstraints=critical,CA:FALSE\\n"
+	    "[inter]\\nbasicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n"
+	    "subjectKeyIdentifier=hash\\nauthorityKeyIdentifier=keyid\\n"
+	    "[leaf]\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' > ch.cnf && "
+	    "for r in r0 r rnoks noca; do "
+	    "  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $r.key "
+	    "    -out $r.pem -days 2 -subj /CN=root-$r -config ch.cnf -extensions $r || exit 1; "
+	    "done && for r in r0 r; do "
+	    "  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout i$r.key "
+	    "    -out i$r.csr -subj /CN=inter-$r && "
+	    "  openssl x509 -req -in i$r.csr -CA $r.pem -CAkey $r.key -days 2 -extfile ch.cnf "
+	    "    -extensions inter -out i$r.pem && "
+	    "  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout l$r.key "
+	    "    -out l$r.csr -subj /CN=leaf-$r && "
+	    "  openssl x509 -req -in l$r.csr -CA i$r.pem -CAkey i$r.key -days 2 -extfile ch.cnf "
+	    "    -extensions leaf -out l$r.pem || exit 1; "
+	    "done && for r in rnoks noca; do "
+	    "  openssl x509 -req -in lr.csr -CA $r.pem -CAkey $r.key -days 2 -extfile ch.cnf "
+	    "    -extensions leaf -out l$r.pem || exit 1; done", dir));
+	/* name constraints: a root and leaves right under it */
+	free(sh("cd %s && exec 2>&1 && "
+	    "printf '[req]\\ndistinguished_name=dn\\n[dn]\\n"
+	    "[rnc]\\nbasicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n"
+	    "nameConstraints=critical,permitted;DNS:example.com,excluded;DNS:bad.example.com,"
+	    "permitted;IP:10.0.0.0/255.0.0.0,permitted;URI:.example.com,permitted;email:example.com\\n"
+	    "[ok]\\nsubjectAltName=DNS:a.example.com,IP:10.1.1.1,URI:spiffe://x.example.com/a,"
+	    "email:u@example.com\\n"
+	    "[dns_out]\\nsubjectAltName=DNS:a.example.org\\n"
+	    "[dns_excl]\\nsubjectAltName=DNS:x.bad.example.com\\n"
+	    "[ip_out]\\nsubjectAltName=DNS:a.example.com,IP:11.0.0.1\\n"
+	    "[uri_out]\\nsubjectAltName=URI:spiffe://example.com/a\\n"
+	    "[email_out]\\nsubjectAltName=email:u@other.example.org\\n"
+	    "[plain]\\nbasicConstraints=CA:FALSE\\n' > nc.cnf && "
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rnc.key "
+	    "  -out rnc.pem -days 2 -subj /CN=root-nc -config nc.cnf -extensions rnc && "
+	    "for e in ok dns_out dns_excl ip_out uri_out email_out; do "
+	    "  openssl x509 -req -in lr.csr -CA rnc.pem -CAkey rnc.key -days 2 -extfile nc.cnf "
+	    "    -extensions $e -out nc_$e.pem || exit 1; done && "
+	    "openssl req -new -key lr.key -subj /CN=host.other.org -out cnh.csr && "
+	    "openssl x509 -req -in cnh.csr -CA rnc.pem -CAkey rnc.key -days 2 -extfile nc.cnf "
+	    "  -extensions plain -out nc_cn_out.pem && "
+	    "openssl req -new -key lr.key -subj '/CN=client one' -out cnp.csr && "
+	    "openssl x509 -req -in cnp.csr -CA rnc.pem -CAkey rnc.key -days 2 -extfile nc.cnf "
+	    "  -extensions plain -out nc_cn_plain.pem", dir));
+	/* a CRL of ca.pem due in a day */
+	free(sh("cd %s && exec 2>&1 && mkdir -p crlca && touch crlca/index.txt && "
+	    "printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=crlca/index.txt\\n"
+	    "default_md=sha256\\ncrlnumber=crlca/num\\n' > crl.cnf && echo 01 > crlca/num && "
+	    "openssl ca -config crl.cnf -gencrl -cert ca.pem -keyfile ca.key -crlhours 24 "
+	    "  -out day.crl && openssl crl -in day.crl -outform DER -out day.crl.der", dir));
 	return 0;
 }
 
@@ -442,6 +514,182 @@ static void test_not_a_certificate(void **state)
 	free(der);
 }
 
+/* A parsed certificate from dir/name.pem; its DER goes to *der (freed by
+ * the caller after x). */
+static void load(const char *name, struct x509 *x, unsigned char **der)
+{
+	char path[256];
+	const char *why = NULL;
+	size_t len;
+
+	free(sh("openssl x509 -in %s/%s.pem -outform DER -out %s/%s.der", dir, name, dir, name));
+	snprintf(path, sizeof(path), "%s/%s.der", dir, name);
+	*der = read_file(path, &len);
+	if (x509_parse(x, *der, len, &why) != 0)
+		fail_msg("%s: %s", name, why);
+}
+
+/* RSA >= 2048, EC >= 256 bits, Ed25519: strong enough; RSA 1024, P-224: not. */
+static void test_key_sizes(void **state)
+{
+	static const struct { const char *name; int ok; } cases[] = {
+		{ "full", 1 }, { "ca", 1 }, { "rsa", 1 }, { "ed", 1 },
+		{ "r1024", 0 }, { "p224", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct x509 x;
+		unsigned char *der;
+
+		load(cases[i].name, &x, &der);
+		if (!x509_key_ok(&x) != !cases[i].ok)
+			fail_msg("%s: x509_key_ok %d, want %d", cases[i].name, x509_key_ok(&x),
+			    cases[i].ok);
+		free(der);
+	}
+}
+
+/* SHA-1 (also as RSASSA-PSS's hash) is weak; SHA-256 and up, Ed25519 are not. */
+static void test_signature_digests(void **state)
+{
+	static const struct { const char *name; int ok; } cases[] = {
+		{ "full", 1 }, { "rsa", 1 }, { "ed", 1 }, { "pss256", 1 },
+		{ "sha1", 0 }, { "pss1", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct x509 x;
+		unsigned char *der;
+
+		load(cases[i].name, &x, &der);
+		if (!x509_sig_ok(&x) != !cases[i].ok)
+			fail_msg("%s: x509_sig_ok %d, want %d", cases[i].name, x509_sig_ok(&x),
+			    cases[i].ok);
+		free(der);
+	}
+}
+
+/* x509_chain_check(leaf [, inter], anchor): its verdict and whether the path
+ * reached the anchor. */
+static const char *chain(const char *leaf, const char *inter, const char *anchor, int *anchored)
+{
+	struct x509 peer[2], a;
+	unsigned char *d0, *d1 = NULL, *da;
+	const char *why;
+
+	load(leaf, &peer[0], &d0);
+	if (inter != NULL)
+		load(inter, &peer[1], &d1);
+	load(anchor, &a, &da);
+	why = x509_chain_check(peer, inter != NULL ? 2 : 1, &a, 1, anchored);
+	free(d0);
+	free(d1);
+	free(da);
+	return why;
+}
+
+/* What wolfSSL 5.5.4 skips: a root's pathlen (as `openssl verify` refuses
+ * it), a root without keyCertSign, a CA:FALSE issuer; weak keys and digests
+ * anywhere on the path. */
+static void test_chain_check(void **state)
+{
+	int anchored;
+
+	(void)state;
+	assert_null(chain("lr", "ir", "r", &anchored));
+	assert_int_equal(anchored, 1);
+	assert_string_equal(chain("lr0", "ir0", "r0", &anchored), "path_length");
+	assert_int_equal(anchored, 1);
+	/* the peer sending the root as well changes nothing */
+	{
+		struct x509 peer[3], a;
+		unsigned char *d[4];
+		const char *why;
+
+		load("lr0", &peer[0], &d[0]);
+		load("ir0", &peer[1], &d[1]);
+		load("r0", &peer[2], &d[2]);
+		load("r0", &a, &d[3]);
+		why = x509_chain_check(peer, 3, &a, 1, &anchored);
+		assert_non_null(why);
+		assert_string_equal(why, "path_length");
+		for (int i = 0; i < 4; i++)
+			free(d[i]);
+	}
+	assert_string_equal(chain("lrnoks", NULL, "rnoks", &anchored), "issuer_not_ca");
+	assert_string_equal(chain("lnoca", NULL, "noca", &anchored), "issuer_not_ca");
+	/* a leaf straight under root0 is fine: no intermediate below it */
+	assert_null(chain("ir0", NULL, "r0", &anchored));
+	/* no path to the anchor: nothing refused here, anchored 0 */
+	assert_null(chain("lr", NULL, "r0", &anchored));
+	assert_int_equal(anchored, 0);
+	/* weak keys and digests, the leaf's or the anchor's */
+	assert_string_equal(chain("sha1", NULL, "ca", &anchored), "weak_signature");
+	assert_string_equal(chain("r1024", NULL, "ca", &anchored), "weak_key");
+	assert_null(chain("full", NULL, "ca", &anchored));
+	assert_int_equal(anchored, 1);
+	/* a self-signed certificate's own digest is not judged */
+	assert_null(chain("ed", NULL, "ca", &anchored));
+}
+
+/* Every name form name constraints compare, on a leaf under a constrained
+ * root (wolfSSL compares DNS, email and directory names with the direct
+ * issuer's constraints only, and no IP or URI). */
+static void test_name_constraints(void **state)
+{
+	static const struct { const char *leaf; int ok; } cases[] = {
+		{ "nc_ok", 1 }, { "nc_cn_plain", 1 },
+		{ "nc_dns_out", 0 }, { "nc_dns_excl", 0 }, { "nc_ip_out", 0 },
+		{ "nc_uri_out", 0 }, { "nc_email_out", 0 }, { "nc_cn_out", 0 },
+	};
+	size_t i;
+	int anchored;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = chain(cases[i].leaf, NULL, "rnc", &anchored);
+
+		assert_int_equal(anchored, 1);
+		if (cases[i].ok && why != NULL)
+			fail_msg("%s: refused: %s", cases[i].leaf, why);
+		if (!cases[i].ok && (why == NULL || strcmp(why, "name_constraints") != 0))
+			fail_msg("%s: %s, want name_constraints", cases[i].leaf, why ? why : "accepted");
+	}
+}
+
+static void test_crl_next_update(void **state)
+{
+	char path[256];
+	unsigned char *der;
+	size_t len;
+	struct der_tlv issuer;
+	time_t next = 0;
+	const char *why = NULL;
+	char *s;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/day.crl.der", dir);
+	der = read_file(path, &len);
+	assert_int_equal(x509_crl_parse(der, len, &issuer, &next, &why), 0);
+	s = sh("date -u -d \"$(openssl crl -in %s/day.crl -noout -nextupdate | cut -d= -f2)\" +%%s",
+	    dir);
+	assert_int_equal((long long)next, strtoll(s, NULL, 10));
+	free(s);
+	{
+		char name[128];
+
+		x509_name_line(&issuer, name, sizeof(name));
+		assert_string_equal(name, "/C=US/O=Test CA/CN=Test Root");
+	}
+	assert_int_equal(x509_crl_parse(der, len - 1, &issuer, &next, &why), -1);
+	assert_non_null(why);
+	free(der);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +701,11 @@ int main(void)
 		cmocka_unit_test(test_names_with_nul_left_out),
 		cmocka_unit_test(test_one_allocation),
 		cmocka_unit_test(test_not_a_certificate),
+		cmocka_unit_test(test_key_sizes),
+		cmocka_unit_test(test_signature_digests),
+		cmocka_unit_test(test_chain_check),
+		cmocka_unit_test(test_name_constraints),
+		cmocka_unit_test(test_crl_next_update),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
