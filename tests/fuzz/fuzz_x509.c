@@ -282,6 +282,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(ri == 0 || (why2 != NULL && id == NULL), "x509_identity_new failed without a reason");
 	CHECK(ri != 0 || rp == 0, "an identity from what x509_parse refuses");
 	CHECK(ri != 0 || size <= X509_ID_MAX_DER, "an identity from a too large certificate");
+	/* Both passes of x509_identity_new() must measure alike. */
+	CHECK(ri == 0 || rp != 0 || size > X509_ID_MAX_DER ||
+	    strcmp(why2, "malformed subject name or subjectAltName") == 0,
+	    "x509_parse takes it, x509_identity_new says: %s", why2);
 	if (rp == 0) {
 		size_t n = 8 * size + 64;
 
