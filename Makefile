@@ -152,9 +152,47 @@ install: all
 	$(if $(PRELOAD),install -m 0755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/tlsfwd/)
 
 clean:
-	rm -rf build/obj build/pic build/unit build/san build/clang build/demo build/tlsfwd-* build/libtlsfwd.a build/libtlsfwd-preload.so build/probe
+	rm -rf build/obj build/pic build/unit build/san build/clang build/demo build/fuzz build/tlsfwd-* build/libtlsfwd.a build/libtlsfwd-preload.so build/probe
 
 distclean:
 	rm -rf build
+
+# ---- fuzzing: `make fuzz` ----
+# libFuzzer targets (tests/fuzz/fuzz_*.c) for the parsers of untrusted and
+# operator input, built with clang against the shared sources compiled with
+# the same sanitizers into build/fuzz/, and the static wolfSSL.  Each runs for
+# FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/NAME, read only; new
+# inputs go to build/fuzz/corpus/NAME); a crash, leak, timeout or failed
+# invariant fails the run and leaves the input in build/fuzz/artifacts/.
+# FUZZ_TARGETS="x509 fp" runs some of them.  See tests/fuzz/README.md.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      := clang
+FUZZ_B       := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -fno-strict-aliasing -pthread -Ishared \
+                $(WOLF_CFLAGS) $(FUZZ_SAN)
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+FUZZ_OBJ     := $(SHARED_SRC:%.c=$(FUZZ_B)/obj/%.o)
+
+$(FUZZ_B)/obj/%.o: %.c $(WOLF_DEP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_B)/libtlsfwd.a: $(FUZZ_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_B)/libtlsfwd.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_B)/libtlsfwd.a \
+	    $(WOLF_LIBS) $(LDLIBS)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: deps $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+-include $(shell find $(FUZZ_B)/obj -name '*.d' 2>/dev/null)
 
 -include $(shell find $(B)/obj $(B)/pic -name '*.d' 2>/dev/null)

@@ -16,6 +16,9 @@ pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev li
 pkgs+=(iproute2 nftables)    # make faults: ip netns, veth, nft
 [ "$mode" = system ] && pkgs+=(libwolfssl-dev)
 command -v npm >/dev/null || pkgs+=(npm)
+# make fuzz: libFuzzer and clang's sanitizer runtimes, which clang only
+# recommends (not installed with --no-install-recommends).
+pkgs+=(libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -599,15 +599,39 @@ int config_load(struct config *cfg, enum role role, const char *prog, int argc,
 	return rc;
 }
 
-/* print_str(out, name, v): "name = v", quoted when v holds a comment start
- * or edge white space that the reader would otherwise drop. */
+/* cut_as_comment(v, quoted, after_space): non-zero if strip_comment() would
+ * cut a line inside v, written there after an opening quote (quoted) or
+ * after white space (after_space). */
+static int cut_as_comment(const char *v, int quoted, int after_space)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '#' && !quoted &&
+		    (p == v ? after_space : isspace((unsigned char)p[-1])))
+			return 1;
+	}
+	return 0;
+}
+
+/* print_str(out, name, v): "name = v", quoted when the reader would
+ * otherwise take part of v as a comment, drop its edge white space or its
+ * enclosing quotes; "name =v" when the quotes would be cut as a comment
+ * (the reader cuts a '#' only after white space). */
 static void print_str(FILE *out, const char *name, const char *v)
 {
 	size_t n = strlen(v);
-	int quote = strchr(v, '#') != NULL || n == 0 || isspace((unsigned char)v[0]) ||
+	int quote = cut_as_comment(v, 0, 1) || n == 0 || isspace((unsigned char)v[0]) ||
 	    isspace((unsigned char)v[n - 1]) || (v[0] == '"' && v[n - 1] == '"');
 
-	fprintf(out, quote ? "%s = \"%s\"\n" : "%s = %s\n", name, v);
+	if (!quote)
+		fprintf(out, "%s = %s\n", name, v);
+	else if (!cut_as_comment(v, 1, 0))
+		fprintf(out, "%s = \"%s\"\n", name, v);
+	else
+		fprintf(out, "%s =%s\n", name, v);
 }
 
 /* print_seconds(out, name, d): the shortest form that reads back exactly. */

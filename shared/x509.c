@@ -343,6 +343,8 @@ static void put_utf8(char *buf, size_t n, size_t *off, uint32_t c)
 	char u[4];
 	size_t k;
 
+	if (c > 0x10ffff)
+		c = 0xfffd;	/* no UTF-8 form: U+FFFD, never another character */
 	if (c < 0x80) {
 		u[0] = (char)c;
 		k = 1;
@@ -384,7 +386,9 @@ static size_t str_step(const struct der_tlv *v)
 	return 1;
 }
 
-/* Non-zero if the value decodes to a string holding U+0000. */
+/* Non-zero if the value decodes to a string holding U+0000, or a code point
+ * beyond U+10FFFF (a UniversalString can hold one): neither has a UTF-8 form
+ * that could be matched as it is. */
 static int str_has_nul(const struct der_tlv *v)
 {
 	size_t i, k, step = str_step(v);
@@ -394,7 +398,7 @@ static int str_has_nul(const struct der_tlv *v)
 
 		for (k = 0; k < step; k++)
 			c = (c << 8) | v->val[i + k];
-		if (c == 0)
+		if (c == 0 || c > 0x10ffff)
 			return 1;
 	}
 	return 0;

@@ -165,7 +165,8 @@ const char *x509_time_text(time_t t, char *buf, size_t n);
  * nothing else: no escaping, so they compare byte for byte (BMPString and
  * UniversalString are converted, T61String is read as Latin-1).  A value
  * holding a NUL byte is left out: as a C string it could only be matched
- * truncated.  Control bytes are kept; the log escapes them. */
+ * truncated; so is one holding a code point beyond U+10FFFF, which has no
+ * UTF-8 form.  Control bytes are kept; the log escapes them. */
 struct x509_identity {
 	const char *subject;		/* x509_name_line() of the subject */
 	const char *issuer;		/* x509_name_line() of the issuer */

@@ -1071,6 +1071,34 @@ static void test_print_round_trip_keeps_hash_in_value(void **state)
 	assert_same_config(&f->cfg, &f->cfg2);
 }
 
+/*- A value that starts with a double quote and holds " #" after the closing
+ * one (`cert = "node #2"/cert.pem` in a file: the quotes are part of it) was
+ * printed in another pair of quotes, which the reader then took as an empty
+ * string followed by a comment; likewise a value starting with '#'.  Found by
+ * tests/fuzz/fuzz_config.c. */
+static void test_print_round_trip_keeps_quotes_in_value(void **state)
+{
+	struct fx *f = *state;
+	const char *p;
+
+	assert_loads(f, &f->cfg, ROLE_SERVER, "--config",
+	    tmp_file(f, "cert = \"node #2\"/cert.pem\n"), "--ca", "/ca", "--key", "/k", NULL);
+	assert_string_equal(f->cfg.cert, "\"node #2\"/cert.pem");
+	p = print_to(f, &f->cfg);
+	if (load(f, &f->cfg2, ROLE_SERVER, "--config", p, NULL) != 0)
+		fail_msg("re-reading the printed config failed: %s", f->err);
+	assert_same_config(&f->cfg, &f->cfg2);
+
+	/* '#' right after the '=' starts no comment; the quotes would. */
+	assert_loads(f, &f->cfg, ROLE_SERVER, "--config",
+	    tmp_file(f, "cert =# \"a # b \"\n"), "--ca", "/ca", "--key", "/k", NULL);
+	assert_string_equal(f->cfg.cert, "# \"a # b \"");
+	p = print_to(f, &f->cfg);
+	if (load(f, &f->cfg2, ROLE_SERVER, "--config", p, NULL) != 0)
+		fail_msg("re-reading the printed config failed: %s", f->err);
+	assert_same_config(&f->cfg, &f->cfg2);
+}
+
 static void test_free_releases_everything(void **state)
 {
 	struct fx *f = *state;
@@ -1187,6 +1215,7 @@ int main(void)
 		T(test_print_round_trip_server),
 		T(test_print_round_trip_keeps_seconds_exact),
 		T(test_print_round_trip_keeps_hash_in_value),
+		T(test_print_round_trip_keeps_quotes_in_value),
 		T(test_free_releases_everything),
 		T(test_usage),
 	};

@@ -245,7 +245,13 @@ static int setup(void **state)
 	    "  -out nul.pem -days 3 -subj '/OU=nulXou/OU=fine/CN=nulXcn' -addext "
 	    "  'subjectAltName=DNS:nulXdns.example,DNS:ok.example,URI:spiffe://nulX/a,"
 	    "URI:spiffe://ok/a' && "
-	    "openssl x509 -in nul.pem -outform DER -out nul.der", dir));
+	    "openssl x509 -in nul.pem -outform DER -out nul.der && "
+	    /* a BMPString CN to be patched into a UniversalString */
+	    "printf '[req]\\ndistinguished_name=dn\\nstring_mask=pkix\\nprompt=no\\nutf8=yes\\n"
+	    "[dn]\\nOU=fine\\nCN=\\303\\251\\303\\251\\303\\251\\303\\251\\n' > wide.cnf && "
+	    "openssl req -x509 -config wide.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	    "  -nodes -keyout wide.key -out wide.pem -days 3 && "
+	    "openssl x509 -in wide.pem -outform DER -out wide.der", dir));
 	/* keys and digests for x509_key_ok and x509_sig_ok */
 	free(sh("cd %s && exec 2>&1 && "
 	    "openssl req -x509 -newkey rsa:1024 -nodes -keyout r1024.key -out r1024.pem -days 2 "
@@ -453,6 +459,39 @@ static void test_names_with_nul_left_out(void **state)
 	assert_string_equal(id->uri[0], "spiffe://ok/a");
 	/* the display line shows it escaped */
 	assert_non_null(strstr(id->subject, "/CN=nul\\x00cn"));
+	x509_identity_free(id);
+	free(der);
+}
+
+/* A UniversalString code point beyond U+10FFFF has no UTF-8 form; written
+ * as if it had (0x0110002F as the bytes of U+10002F) the name would match
+ * another one.  Such a value is left out, and shown as U+FFFD. */
+static void test_names_beyond_unicode_left_out(void **state)
+{
+	static const unsigned char bmp[] = { 0x1e, 0x08, 0x00, 0xe9, 0x00, 0xe9, 0x00, 0xe9,
+	    0x00, 0xe9 };
+	static const unsigned char uni[] = { 0x1c, 0x08, 0x01, 0x10, 0x00, 0x2f, 0x00, 0x00,
+	    0x00, 0x41 };
+	struct x509_identity *id = NULL;
+	unsigned char *der, *p;
+	char path[256];
+	const char *why;
+	size_t len, patched = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/wide.der", dir);
+	der = read_file(path, &len);
+	for (p = der; (p = memmem(p, len - (size_t)(p - der), bmp, sizeof(bmp))) != NULL;
+	    p += sizeof(bmp)) {
+		memcpy(p, uni, sizeof(uni));
+		patched++;
+	}
+	assert_int_equal(patched, 2);	/* issuer and subject */
+	assert_int_equal(x509_identity_new(der, len, &id, &why), 0);
+	assert_int_equal(id->n_cn, 0);
+	assert_int_equal(id->n_ou, 1);
+	assert_string_equal(id->ou[0], "fine");
+	assert_non_null(strstr(id->subject, "/CN=\xef\xbf\xbd" "A"));
 	x509_identity_free(id);
 	free(der);
 }
@@ -699,6 +738,7 @@ int main(void)
 		cmocka_unit_test(test_non_ascii_names),
 		cmocka_unit_test(test_separators_escaped_in_dn_line),
 		cmocka_unit_test(test_names_with_nul_left_out),
+		cmocka_unit_test(test_names_beyond_unicode_left_out),
 		cmocka_unit_test(test_one_allocation),
 		cmocka_unit_test(test_not_a_certificate),
 		cmocka_unit_test(test_key_sizes),
