@@ -187,7 +187,8 @@ static void check_texts(const struct x509 *x)
 }
 
 /* check_rule(id, kind, value): an exact rule for one of id's own names, if
- * authz takes it as it is, matches id. */
+ * authz takes it as it is, matches id -- but a set with a cn: rule matches
+ * no subject with several CNs (authz_several_cns), and must not. */
 static void check_rule(const struct x509_identity *id, enum authz_kind kind, const char *value,
     const char *prefix)
 {
@@ -206,7 +207,9 @@ static void check_rule(const struct x509_identity *id, enum authz_kind kind, con
 		size_t n = strlen(value);
 
 		/* Spaces around a value are dropped: only an untrimmed one must match. */
-		if (n > 0 && !isspace((unsigned char)value[0]) &&
+		if (authz_several_cns(set, id)) {
+			CHECK(v != AUTHZ_MATCHED, "rule %s matches a subject with several CNs", want);
+		} else if (n > 0 && !isspace((unsigned char)value[0]) &&
 		    !isspace((unsigned char)value[n - 1])) {
 			CHECK(v == AUTHZ_MATCHED, "rule %s does not match its certificate", want);
 			CHECK(strcasecmp(got, want) == 0 || kind == AUTHZ_FINGERPRINT ||
