@@ -8,22 +8,6 @@
 
 #define LABEL "%-19s "
 
-/** show_hex(p, n, buf, bufsz): n bytes as lowercase hex without separators.
- *  Returns buf (truncated if bufsz is too small). */
-const char *show_hex(const unsigned char *p, size_t n, char *buf, size_t bufsz)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	for (i = 0; i < n && o + 2 < bufsz; i++) {
-		buf[o++] = hex[p[i] >> 4];
-		buf[o++] = hex[p[i] & 15];
-	}
-	if (bufsz > 0)
-		buf[o] = '\0';
-	return buf;
-}
-
 /* "expires in 3 days", "expired 2 hours ago": the larger unit that fits. */
 static void span_text(long long secs, char *buf, size_t n)
 {
@@ -78,7 +62,7 @@ int show_cert(FILE *out, const struct x509 *x, time_t now)
 		sp++;
 		sn--;
 	}
-	fprintf(out, LABEL "%s\n", "serial:", show_hex(sp, sn, buf, sizeof(buf)));
+	fprintf(out, LABEL "%s\n", "serial:", fp_hex(sp, sn, buf, sizeof(buf)));
 	fprintf(out, LABEL "%s\n", "not-before:", x509_time_text(x->not_before, buf, sizeof(buf)));
 	fprintf(out, LABEL "%s\n", "not-after:", x509_time_text(x->not_after, buf, sizeof(buf)));
 	if (now < x->not_before) {
@@ -138,10 +122,10 @@ int show_cert(FILE *out, const struct x509 *x, time_t now)
 	}
 	if (x->skid.len > 0)
 		fprintf(out, LABEL "%s\n", "subject-key-id:",
-		    show_hex(x->skid.val, x->skid.len, buf, sizeof(buf)));
+		    fp_hex(x->skid.val, x->skid.len, buf, sizeof(buf)));
 	if (x->akid.len > 0)
 		fprintf(out, LABEL "%s\n", "authority-key-id:",
-		    show_hex(x->akid.val, x->akid.len, buf, sizeof(buf)));
+		    fp_hex(x->akid.val, x->akid.len, buf, sizeof(buf)));
 
 	if (fp_compute(x, FP_CERT, d) != 0)
 		return -1;

@@ -16,8 +16,4 @@ int show_cert(FILE *out, const struct x509 *x, time_t now);
  *  Returns 0 or -1. */
 int show_fingerprints(FILE *out, const struct x509 *x);
 
-/** show_hex(p, n, buf, bufsz): n bytes as lowercase hex without separators.
- *  Returns buf (truncated if bufsz is too small). */
-const char *show_hex(const unsigned char *p, size_t n, char *buf, size_t bufsz);
-
 #endif

@@ -23,6 +23,7 @@
 
 #include "audit.h"
 #include "authz.h"
+#include "fp.h"
 #include "log.h"
 #include "peers.h"
 #include "ratelimit.h"
@@ -363,8 +364,7 @@ static void audit(struct conn *c, enum audit_kind kind, const char *reason)
 				sans[ev.nsans++] = buf + used;
 				used += (size_t)n + 1;
 			}
-		for (i = 0; i < X509_SHA256_LEN; i++)
-			snprintf(fp + 2 * i, 3, "%02x", id->sha256[i]);
+		fp_hex(id->sha256, X509_SHA256_LEN, fp, sizeof(fp));
 		ev.subject = id->subject;
 		ev.issuer = id->issuer;
 		ev.serial = id->serial;

@@ -21,19 +21,31 @@ int fp_compute(const struct x509 *x, enum fp_kind kind, unsigned char out[FP_LEN
 	return wc_Sha256Hash(p, (word32)n, out) == 0 ? 0 : -1;
 }
 
+/** fp_hex(p, n, buf, bufsz): n bytes as lowercase hex without separators,
+ *  NUL-terminated; only whole bytes that fit in bufsz are written.
+ *  Returns buf. */
+const char *fp_hex(const unsigned char *p, size_t n, char *buf, size_t bufsz)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+
+	for (i = 0; i < n && o + 2 < bufsz; i++) {
+		buf[o++] = hex[p[i] >> 4];
+		buf[o++] = hex[p[i] & 15];
+	}
+	if (bufsz > 0)
+		buf[o] = '\0';
+	return buf;
+}
+
 /** fp_text(kind, digest, buf): "sha256:<hex>" or "spki:<hex>" into buf, which
  *  holds FP_TEXT_MAX bytes.  Returns buf. */
 const char *fp_text(enum fp_kind kind, const unsigned char digest[FP_LEN], char *buf)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t off, i;
+	size_t off;
 
 	off = (size_t)snprintf(buf, FP_TEXT_MAX, "%s:", kind == FP_CERT ? "sha256" : "spki");
-	for (i = 0; i < FP_LEN; i++) {
-		buf[off++] = hex[digest[i] >> 4];
-		buf[off++] = hex[digest[i] & 15];
-	}
-	buf[off] = '\0';
+	fp_hex(digest, FP_LEN, buf + off, FP_TEXT_MAX - off);
 	return buf;
 }
 

@@ -30,6 +30,12 @@ int fp_compute(const struct x509 *x, enum fp_kind kind, unsigned char out[FP_LEN
  *  holds FP_TEXT_MAX bytes.  Returns buf. */
 const char *fp_text(enum fp_kind kind, const unsigned char digest[FP_LEN], char *buf);
 
+/** fp_hex(p, n, buf, bufsz): n bytes as lowercase hex without separators,
+ *  NUL-terminated; only whole bytes that fit in bufsz are written.  The one
+ *  hex encoder of the tree (fingerprints, serials, key ids, odd SANs).
+ *  Returns buf. */
+const char *fp_hex(const unsigned char *p, size_t n, char *buf, size_t bufsz);
+
 /** fp_parse(s, kind, out, why): read a fingerprint in any of the accepted
  *  forms.  Returns 0, or -1 with a short reason in *why. */
 int fp_parse(const char *s, enum fp_kind *kind, unsigned char out[FP_LEN], const char **why);

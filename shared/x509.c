@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "fp.h"
+
 static const unsigned char oid_bc[] = { 0x55, 0x1d, 0x13 };
 static const unsigned char oid_ku[] = { 0x55, 0x1d, 0x0f };
 static const unsigned char oid_eku[] = { 0x55, 0x1d, 0x25 };
@@ -567,15 +569,15 @@ const char *x509_name_line(const struct der_tlv *name, char *buf, size_t n)
 	return buf;
 }
 
-static void put_hex(char *buf, size_t n, size_t *off, const unsigned char *p, size_t len,
-    int colons)
+/* len bytes as lowercase hex (fp_hex), appended with put(). */
+static void put_hex(char *buf, size_t n, size_t *off, const unsigned char *p, size_t len)
 {
-	char h[4];
-	size_t i;
+	char h[2 * 32 + 1];
+	size_t i, k;
 
-	for (i = 0; i < len; i++) {
-		snprintf(h, sizeof(h), colons && i + 1 < len ? "%02x:" : "%02x", p[i]);
-		put(buf, n, off, h, strlen(h));
+	for (i = 0; i < len; i += k) {
+		k = len - i < 32 ? len - i : 32;
+		put(buf, n, off, fp_hex(p + i, k, h, sizeof(h)), 2 * k);
 	}
 }
 
@@ -612,7 +614,7 @@ const char *x509_gn_text(const struct der_tlv *gn, char *buf, size_t n)
 		else if (gn->len == 16 && inet_ntop(AF_INET6, gn->val, tmp, sizeof(tmp)) != NULL)
 			put(buf, n, &off, tmp, strlen(tmp));
 		else
-			put_hex(buf, n, &off, gn->val, gn->len, 0);
+			put_hex(buf, n, &off, gn->val, gn->len);
 		break;
 	case DER_CTX(8):
 		put(buf, n, &off, "RID:", 4);
@@ -640,7 +642,7 @@ const char *x509_gn_text(const struct der_tlv *gn, char *buf, size_t n)
 	default:
 		snprintf(tmp, sizeof(tmp), "[%u]:", gn->tag & 0x1f);
 		put(buf, n, &off, tmp, strlen(tmp));
-		put_hex(buf, n, &off, gn->val, gn->len, 0);
+		put_hex(buf, n, &off, gn->val, gn->len);
 		break;
 	}
 	return buf;
@@ -1335,7 +1337,7 @@ static void id_san(struct id_build *b, const struct x509 *x)
 			    (gn.len == 16 && inet_ntop(AF_INET6, gn.val, tmp, sizeof(tmp)) != NULL))
 				put(p, room, &len, tmp, strlen(tmp));
 			else
-				put_hex(p, room, &len, gn.val, gn.len, 0);
+				put_hex(p, room, &len, gn.val, gn.len);
 			id_push(b->ip, &b->n_ip, id_end(b, p, len));
 			break;
 		default:
@@ -1362,7 +1364,7 @@ static void id_fill(struct id_build *b, const struct x509 *x, struct x509_identi
 		sn--;
 	}
 	p = id_begin(b, &room);
-	put_hex(p, room, &len, sp, sn, 0);
+	put_hex(p, room, &len, sp, sn);
 	serial = id_end(b, p, len);
 	if (name_walk(&x->subject, id_attr, b) != 0)
 		b->bad = 1;
