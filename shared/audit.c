@@ -355,37 +355,17 @@ static void json_raw(const char *s, size_t n)
 		A.lines_oom = 1;
 }
 
+static void json_out(void *arg, const char *s, size_t n)
+{
+	(void)arg;
+	json_raw(s, n);
+}
+
+/* s as a JSON string, escaped by log_json_escape (valid for any bytes). */
 static void json_str(const char *s)
 {
-	const char *run = s;
-	char esc[8];
-
 	json_raw("\"", 1);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		const char *e = NULL;
-
-		switch (c) {
-		case '"': e = "\\\""; break;
-		case '\\': e = "\\\\"; break;
-		case '\n': e = "\\n"; break;
-		case '\r': e = "\\r"; break;
-		case '\t': e = "\\t"; break;
-		case '\b': e = "\\b"; break;
-		case '\f': e = "\\f"; break;
-		default:
-			if (c < 0x20 || c == 0x7f) {
-				snprintf(esc, sizeof(esc), "\\u%04x", c);
-				e = esc;
-			}
-		}
-		if (e != NULL) {
-			json_raw(run, (size_t)(s - run));
-			json_raw(e, strlen(e));
-			run = s + 1;
-		}
-	}
-	json_raw(run, (size_t)(s - run));
+	log_json_escape(s, strlen(s), json_out, NULL);
 	json_raw("\"", 1);
 }
 

@@ -42,30 +42,94 @@ static void puts_(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-/* A string value: quoted and escaped when logfmt or JSON needs it. */
+/* utf8_len(p, n): the length of the well-formed UTF-8 sequence (RFC 3629,
+ * Unicode table 3-7) at p, which has n > 0 bytes; 0 if p[0] does not start one. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;		/* continuation byte, 0xc0, 0xc1, 0xf5..0xff */
+	if (p[0] == 0xe0)
+		lo = 0xa0;		/* overlong */
+	else if (p[0] == 0xed)
+		hi = 0x9f;		/* surrogates */
+	else if (p[0] == 0xf0)
+		lo = 0x90;		/* overlong */
+	else if (p[0] == 0xf4)
+		hi = 0x8f;		/* above U+10FFFF */
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/** log_json_escape(s, n, out, arg): the n bytes at s as the inside of a JSON
+ *  string, valid for any bytes (see log.h: invalid UTF-8 becomes \ufffd). */
+void log_json_escape(const char *s, size_t n, void (*out)(void *arg, const char *p, size_t len),
+    void *arg)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
+	char esc[8];
+
+	while (p < end) {
+		const char *e = NULL;
+		size_t len = 1;
+
+		switch (*p) {
+		case '"': e = "\\\""; break;
+		case '\\': e = "\\\\"; break;
+		case '\n': e = "\\n"; break;
+		case '\r': e = "\\r"; break;
+		case '\t': e = "\\t"; break;
+		case '\b': e = "\\b"; break;
+		case '\f': e = "\\f"; break;
+		default:
+			if (*p < 0x20 || *p == 0x7f) {
+				snprintf(esc, sizeof(esc), "\\u%04x", *p);
+				e = esc;
+			} else if (*p >= 0x80 && (len = utf8_len(p, (size_t)(end - p))) == 0) {
+				e = "\\ufffd";
+				len = 1;
+			}
+		}
+		if (e != NULL) {
+			if (p > run)
+				out(arg, (const char *)run, (size_t)(p - run));
+			out(arg, e, strlen(e));
+			run = p + len;
+		}
+		p += len;
+	}
+	if (p > run)
+		out(arg, (const char *)run, (size_t)(p - run));
+}
+
+static void put_cb(void *l, const char *s, size_t n)
+{
+	put(l, s, n);
+}
+
+/* A string value: quoted and escaped when logfmt or JSON needs it, with the
+ * JSON escapes (log_json_escape) in both formats. */
 static void put_str(struct line *l, const char *s)
 {
 	int quote = log_fmt == LOG_JSON || *s == '\0' || strpbrk(s, " \"=\\\t\r\n") != NULL;
-	char esc[8];
 
 	if (quote)
 		put(l, "\"", 1);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			put(l, esc, 2);
-		} else if (c == '\n') {
-			put(l, "\\n", 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			put(l, esc, 6);
-		} else {
-			put(l, (const char *)&c, 1);
-		}
-	}
+	log_json_escape(s, strlen(s), put_cb, l);
 	if (quote)
 		put(l, "\"", 1);
 }

@@ -26,6 +26,21 @@ int log_enabled(enum log_level level);
 void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/**
+ * log_json_escape(s, n, out, arg): the n bytes at s as the inside of a JSON
+ * string (no quotes), handed to out(arg, bytes, len) in pieces.  The one JSON
+ * string escaper of the tree (log lines, audit lines); its output is valid
+ * JSON for any input bytes:
+ *   '"' and '\\' escaped; \n \r \t \b \f as such; other control bytes and
+ *   DEL as \u00XX; well-formed UTF-8 kept as it is; every byte that does not
+ *   start a well-formed UTF-8 sequence (a lone continuation byte, an overlong
+ *   form, a surrogate, a code point above U+10FFFF, a sequence cut short, 0xC0,
+ *   0xC1, 0xF5..0xFF) becomes one \ufffd (U+FFFD, the replacement character).
+ *   A NUL byte within n is written as \u0000.
+ */
+void log_json_escape(const char *s, size_t n, void (*out)(void *arg, const char *p, size_t len),
+    void *arg);
+
 #define log_error(...) log_kv(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_kv(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_kv(LOG_INFO, __VA_ARGS__)
