@@ -201,29 +201,6 @@ static size_t fifo_free(struct fifo *f)
  * line nor the msgpack str carries bytes a consumer would reject: a peer's
  * certificate may hold T61String or plain garbage. */
 
-/* utf8_seq(s): the length of the valid UTF-8 sequence at s, or 0. */
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned char c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
-		    (s[3] & 0xc0) == 0x80 ? 4 : 0;
-	}
-	return 0;
-}
-
 /* utf8_copy(dst, src, max): copy src into dst as valid UTF-8 (each invalid
  * byte becomes U+FFFD), at most max bytes; dst NULL only measures.  Stops at
  * whole characters.  Returns the bytes (no NUL) and sets *done if all of src
@@ -235,7 +212,7 @@ static size_t utf8_copy(char *dst, const char *src, size_t max, int *done)
 	size_t len = 0;
 
 	while (*s != '\0') {
-		size_t n = utf8_seq(s), out = n != 0 ? n : 3;
+		size_t n = log_utf8_len(s, strnlen((const char *)s, 4)), out = n != 0 ? n : 3;
 
 		if (len + out > max) {
 			*done = 0;

@@ -42,9 +42,9 @@ static void puts_(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-/* utf8_len(p, n): the length of the well-formed UTF-8 sequence (RFC 3629,
- * Unicode table 3-7) at p, which has n > 0 bytes; 0 if p[0] does not start one. */
-static size_t utf8_len(const unsigned char *p, size_t n)
+/** log_utf8_len(p, n): the length of the well-formed UTF-8 sequence (RFC 3629,
+ *  Unicode table 3-7) at p, which has n > 0 bytes; 0 if p[0] does not start one. */
+size_t log_utf8_len(const unsigned char *p, size_t n)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t len, i;
@@ -99,7 +99,7 @@ void log_json_escape(const char *s, size_t n, void (*out)(void *arg, const char 
 			if (*p < 0x20 || *p == 0x7f) {
 				snprintf(esc, sizeof(esc), "\\u%04x", *p);
 				e = esc;
-			} else if (*p >= 0x80 && (len = utf8_len(p, (size_t)(end - p))) == 0) {
+			} else if (*p >= 0x80 && (len = log_utf8_len(p, (size_t)(end - p))) == 0) {
 				e = "\\ufffd";
 				len = 1;
 			}

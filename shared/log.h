@@ -26,6 +26,12 @@ int log_enabled(enum log_level level);
 void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/** log_utf8_len(p, n): the length of the well-formed UTF-8 sequence at p,
+ *  which has n > 0 bytes (1 for ASCII); 0 if p[0] does not start one (a
+ *  continuation byte, an overlong form, a surrogate, above U+10FFFF, or cut
+ *  short by n).  The one UTF-8 check of the tree. */
+size_t log_utf8_len(const unsigned char *p, size_t n);
+
 /**
  * log_json_escape(s, n, out, arg): the n bytes at s as the inside of a JSON
  * string (no quotes), handed to out(arg, bytes, len) in pieces.  The one JSON
