@@ -22,17 +22,29 @@ static void (*log_out)(const char *, size_t) = write_stderr;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
+/* The longest string value written, escapes included: a longer one is cut at
+ * a whole character or escape and ends in "...".  Two such values and the
+ * usual fields fit in a line. */
+#define LOG_VALUE_MAX 768
+
 struct line {
 	char buf[2048];
 	size_t len;
+	int over;		/* a put() did not fit: the field is dropped */
 };
+
+/* The bytes left, keeping two for the JSON '}' and the '\n'. */
+static size_t room(const struct line *l)
+{
+	return sizeof(l->buf) - 2 - l->len;
+}
 
 static void put(struct line *l, const char *s, size_t n)
 {
-	size_t room = sizeof(l->buf) - 1 - l->len;	/* keep one byte for '\n' */
-
-	if (n > room)
-		n = room;
+	if (n > room(l)) {
+		n = room(l);
+		l->over = 1;
+	}
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 }
@@ -116,20 +128,50 @@ void log_json_escape(const char *s, size_t n, void (*out)(void *arg, const char 
 		out(arg, (const char *)run, (size_t)(p - run));
 }
 
-static void put_cb(void *l, const char *s, size_t n)
+/* Where a string value's escaped pieces go: at most `left` bytes of them. */
+struct str_out {
+	struct line *l;
+	size_t left;
+	int cut;
+};
+
+/* One piece from log_json_escape: an escape, kept whole or not at all, or a
+ * run of valid UTF-8, cut (if it must be) before a character. */
+static void put_piece(void *arg, const char *s, size_t n)
 {
-	put(l, s, n);
+	struct str_out *o = arg;
+
+	if (o->cut)
+		return;
+	if (n > o->left) {
+		if (s[0] != '\\') {
+			n = o->left;
+			while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+				n--;
+			put(o->l, s, n);
+		}
+		o->cut = 1;
+		return;
+	}
+	put(o->l, s, n);
+	o->left -= n;
 }
 
 /* A string value: quoted and escaped when logfmt or JSON needs it, with the
- * JSON escapes (log_json_escape) in both formats. */
+ * JSON escapes (log_json_escape) in both formats; cut with "..." at
+ * LOG_VALUE_MAX bytes or where the line ends, so a JSON line stays valid. */
 static void put_str(struct line *l, const char *s)
 {
 	int quote = log_fmt == LOG_JSON || *s == '\0' || strpbrk(s, " \"=\\\t\r\n") != NULL;
+	struct str_out o = { .l = l, .left = room(l) > 8 ? room(l) - 8 : 0 };
 
+	if (o.left > LOG_VALUE_MAX)
+		o.left = LOG_VALUE_MAX;
 	if (quote)
 		put(l, "\"", 1);
-	log_json_escape(s, strlen(s), put_cb, l);
+	log_json_escape(s, strlen(s), put_piece, &o);
+	if (o.cut)
+		put(l, "...", 3);
 	if (quote)
 		put(l, "\"", 1);
 }
@@ -167,6 +209,7 @@ int log_enabled(enum log_level level)
 void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 {
 	struct line l = { .len = 0 };
+	size_t mark = 0;
 	struct timeval tv;
 	struct tm tm;
 	char ts[64], num[64];
@@ -195,11 +238,18 @@ void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 	put_str(&l, log_prog);
 	put_key(&l, "msg", 3);
 	put_str(&l, msg);
+	mark = l.len;
 
 	va_start(ap, fields);
 	for (p = fields; p != NULL && *p != '\0';) {
 		const char *eq, *conv;
 
+		/* A field that does not fit is dropped whole: the line stays valid. */
+		if (l.over) {
+			l.len = mark;
+			l.over = 0;
+		}
+		mark = l.len;
 		while (*p == ' ')
 			p++;
 		if ((eq = strchr(p, '=')) == NULL || eq[1] != '%')
@@ -247,9 +297,11 @@ void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 		puts_(&l, num);
 	}
 	va_end(ap);
+	if (l.over)
+		l.len = mark;
 
 	if (log_fmt == LOG_JSON)
-		put(&l, "}", 1);
+		l.buf[l.len++] = '}';
 	l.buf[l.len++] = '\n';
 	log_out(l.buf, l.len);
 }

@@ -230,6 +230,45 @@ static void test_json_log_line(void **state)
 	log_set_output(NULL);
 }
 
+/* Values too long for a line: each is cut at a character or escape and ends
+ * in "...", a field that does not fit is dropped whole, and the JSON line
+ * stays valid (the old line was cut anywhere and lost its closing brace). */
+static void test_long_values_keep_the_line_valid(void **state)
+{
+	static char big[5000], mixed[5000];
+	const char *v;
+	size_t i, n;
+
+	(void)state;
+	memset(big, 0xff, sizeof(big) - 1);
+	for (i = 0; i + 1 < sizeof(mixed); i++)
+		mixed[i] = "\xe2\x82\xac\"x\x01"[i % 6];
+	log_set_output(capture);
+	log_setup("test", LOG_INFO, LOG_JSON);
+	log_info("closed", "subject=%s issuer=%s peer=%s n=%d", big, mixed, "127.0.0.1:5", 7);
+	n = strlen(line);
+	assert_true(n < 2048);
+	assert_string_equal(line + n - 2, "}\n");
+	v = strstr(line, ",\"subject\":\"");
+	assert_non_null(v);
+	v += strlen(",\"subject\":\"");
+	assert_true(strncmp(v, "\\ufffd\\ufffd", 12) == 0);
+	assert_non_null(strstr(v, "\\ufffd...\",\"issuer\":\"\u20ac\\\"x\\u0001"));
+	assert_non_null(strstr(line, "...\",\"peer\":\"127.0.0.1:5\",\"n\":7}\n"));
+	/* every string in the line is a valid JSON string */
+	for (i = 0; line[i] != '\0'; i++)
+		if (line[i] == '"') {
+			size_t j = i + 1;
+
+			while (line[j] != '"')
+				j += line[j] == '\\' ? 2 : 1;
+			assert_true(json_string_ok((const unsigned char *)line + i + 1, j - i - 1));
+			i = j;
+		}
+	log_setup("test", LOG_INFO, LOG_LOGFMT);
+	log_set_output(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_any_bytes_give_valid_json),
 		cmocka_unit_test(test_json_log_line),
+		cmocka_unit_test(test_long_values_keep_the_line_valid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
