@@ -853,11 +853,11 @@ int x509_self_issued(const struct x509 *x)
 	return tlv_same(&x->issuer, &x->subject);
 }
 
-/** x509_issued_by(x, issuer): non-zero if issuer's subject is x's issuer,
- *  byte for byte, and, when x names an authority key identifier and issuer
- *  has a subject key identifier, they are the same (as wolfSSL looks a
- *  signer up).  Signatures are wolfSSL's to check, not this one's. */
-int x509_issued_by(const struct x509 *x, const struct x509 *issuer)
+/* issued_by(x, issuer): non-zero if issuer's subject is x's issuer, byte for
+ * byte, and, when x names an authority key identifier and issuer has a
+ * subject key identifier, they are the same (as wolfSSL looks a signer up).
+ * Signatures are wolfSSL's to check, not this one's. */
+static int issued_by(const struct x509 *x, const struct x509 *issuer)
 {
 	if (!tlv_same(&x->issuer, &issuer->subject))
 		return 0;
@@ -877,7 +877,7 @@ static const struct x509 *anchor_of(const struct x509 *x, const struct x509 *anc
 	for (i = 0; i < nanchors; i++)
 		if (!(anchors[i].derlen == x->derlen &&
 		    memcmp(anchors[i].der, x->der, x->derlen) == 0) &&
-		    x509_issued_by(x, &anchors[i]))
+		    issued_by(x, &anchors[i]))
 			return &anchors[i];
 	return NULL;
 }
@@ -1134,7 +1134,7 @@ const char *x509_chain_check(const struct x509 *peer, size_t npeer,
 		if (*anchored)
 			break;
 		for (i = 1; i < npeer; i++)
-			if (!used[i] && x509_issued_by(path[n - 1], &peer[i]))
+			if (!used[i] && issued_by(path[n - 1], &peer[i]))
 				break;
 		if (i == npeer)
 			break;

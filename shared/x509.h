@@ -109,12 +109,6 @@ int x509_sig_ok(const struct x509 *x);
  *  Name, byte for byte (a root, or a self-signed certificate). */
 int x509_self_issued(const struct x509 *x);
 
-/** x509_issued_by(x, issuer): non-zero if issuer's subject is x's issuer,
- *  byte for byte, and, when x names an authority key identifier and issuer
- *  has a subject key identifier, they are the same (as wolfSSL looks a
- *  signer up).  Signatures are wolfSSL's to check, not this one's. */
-int x509_issued_by(const struct x509 *x, const struct x509 *issuer);
-
 /** x509_chain_check(peer, npeer, anchors, nanchors, anchored): the checks a
  *  careful CA client makes that wolfSSL 5.5.4 skips, on the path from
  *  peer[0] (the leaf; the rest as the peer sent them) to a trust anchor.
