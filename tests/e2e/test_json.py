@@ -6,10 +6,10 @@ with a strict json.loads; the invalid byte is written as U+FFFD."""
 import base64
 import json
 import subprocess
+import time
 
 from conftest import send_and_expect, wait_time
 from pki import Pki
-from test_audit import read_events
 
 
 def _tlv_end(der, off):
@@ -75,6 +75,17 @@ def strict_json_lines(data):
     return out
 
 
+def wait_lines(path, count):
+    """Wait (bounded) until path holds at least count lines; its bytes."""
+    deadline = time.monotonic() + wait_time(15)
+    while True:
+        data = path.read_bytes() if path.exists() else b""
+        if data.count(b"\n") >= count:
+            return data
+        assert time.monotonic() < deadline, f"{count} lines expected in {path}:\n{data!r}"
+        time.sleep(0.05)
+
+
 def test_invalid_utf8_subject_gives_valid_json_lines(tf, tmp_path, pki):
     ident = raw_cn_identity(pki, tmp_path, b"a~b", b"a\xffb")
     audit = tmp_path / "audit.jsonl"
@@ -86,9 +97,8 @@ def test_invalid_utf8_subject_gives_valid_json_lines(tf, tmp_path, pki):
     send_and_expect(app, far, b"hello")
     app.close()
     far.close()
-    events = read_events(audit, 2)                 # accept and close: json.loads each
+    events = strict_json_lines(wait_lines(audit, 2))        # accept and close
     server.wait_for(lambda r: r.get("msg") == "accepted", what="msg=accepted")
-    strict_json_lines(audit.read_bytes())
     acc = next(e for e in events if e["kind"] == "accept")
     assert acc["subject"] == "/CN=a\ufffdb", acc
     records = strict_json_lines(server.log_path.read_bytes())
