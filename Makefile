@@ -52,8 +52,12 @@ all: $(BINS) $(PRELOAD) $(PROBE_BIN)
 deps:
 	@scripts/deps.sh $(if $(filter system,$(WOLFSSL)),system)
 
-build/wolfssl/lib/libwolfssl.a:
-	@scripts/deps.sh
+# What scripts/deps.sh makes (libev's source, the static wolfSSL) is made by
+# `deps` alone, so `make -j` from a clean tree runs deps.sh once, not once per
+# missing file at the same time (they would collide on apt's lock).  Only the
+# missing files depend on `deps`: a tree that has them does not run it.
+DEPS_OUT     := build/libev/ev.c $(WOLF_DEP)
+$(filter-out $(wildcard $(DEPS_OUT)),$(DEPS_OUT)): deps
 
 # Every object depends on the wolfSSL build: a rebuilt wolfSSL (new flags,
 # new options.h) rebuilds everything.
@@ -93,9 +97,6 @@ $(B)/pic/%.o: %.c $(WOLF_DEP) build/libev/ev.c
 $(B)/pic/libev.o: build/libev/ev.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -fPIC -fvisibility=hidden -DEV_STANDALONE=1 -DEV_USE_IOURING=0 -w -c -o $@ $<
-
-build/libev/ev.c:
-	@scripts/deps.sh
 
 $(B)/libtlsfwd-preload.so: $(PIC_OBJ) $(B)/pic/libev.o client/preload.map
 	$(CC) -shared -Wl,--version-script=client/preload.map -Wl,--exclude-libs,ALL \

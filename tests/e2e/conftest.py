@@ -719,6 +719,21 @@ class Harness:
         path.write_text(text)
         return path
 
+    def stunnel(self, service, name="tlsfwd-e2e"):
+        """stunnel4 in the foreground with one service (a dict of its options);
+        waits until it is configured, returns the process."""
+        conf = self.file(f"{name}.conf", "foreground = yes\npid =\nsyslog = no\ndebug = 5\n\n"
+                         f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in service.items()))
+        log = self.tmp / f"{name}.log"
+        with open(log, "wb") as f:
+            p = self.popen(["stunnel4", conf], stdout=f, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait_time(15)
+        while b"Configuration successful" not in log.read_bytes():
+            assert p.poll() is None, f"stunnel4 exited {p.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"stunnel4 did not start:\n{log.read_text()}"
+            time.sleep(0.05)
+        return p
+
     # -- daemons --
     def _start(self, prog, opts, wait, env, name):
         name = name or f"{prog}-{sum(d.prog == prog for d in self.daemons) + 1}"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import recv_exact, send_and_expect
+from conftest import recv_exact, send_and_expect, wait_time
 from pki import Pki
 
 
@@ -57,11 +57,16 @@ def allowed(tf, server_opts, identity, *, ca=True):
         app.sendall(b"may I?")
     except OSError:
         pass
-    if sink.pending(3.0):
-        assert recv_exact(sink.accept(), 6) == b"may I?"
-        return True
-    server.wait_warning(reason="not_allowed")
-    return False
+    # Whichever comes first: the upstream connection or the refusal line.
+    deadline = time.monotonic() + wait_time(15)
+    while not sink.pending(0.05):
+        if server.warnings(reason="not_allowed"):
+            assert not sink.pending(0), "refused, yet relayed"
+            return False
+        assert server.running, server.describe()
+        assert time.monotonic() < deadline, f"neither relayed nor refused\n{server.describe()}"
+    assert recv_exact(sink.accept(), 6) == b"may I?"
+    return True
 
 
 @pytest.mark.parametrize("rule,who,expect", [

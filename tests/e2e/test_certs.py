@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
+
 try:
     import yaml
 except ImportError:        # python3-yaml missing: parse the simple form we emit
@@ -238,25 +240,6 @@ def tls_exchange(ctx, port, server_hostname, payload=b"hello tlsfwd\n", host="12
             return got
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"exited early: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
-
-
 class PlainEcho(EchoServer):
     """A plaintext TCP echo server on 127.0.0.1 (stunnel's backend)."""
 
@@ -272,16 +255,6 @@ class PlainEcho(EchoServer):
                     conn.sendall(data)
             except OSError:
                 pass
-
-
-def stunnel(tmp, name, service):
-    """Start stunnel4 in the foreground with one service; returns the process."""
-    conf = tmp / f"{name}.conf"
-    body = "foreground = yes\npid =\ndebug = 4\n\n[" + name + "]\n"
-    body += "".join(f"{k} = {v}\n" for k, v in service.items())
-    conf.write_text(body)
-    return subprocess.Popen(["stunnel4", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
 
 
 # ---------------------------------------------------------------------------
@@ -530,54 +503,46 @@ def test_self_signed_server(tmp_path):
     assert "--san" in p.stderr
 
 
-def test_stunnel_server_with_python_client(tmp_path):
+def test_stunnel_server_with_python_client(tmp_path, tf):
     ca, server, client = make_pki(tmp_path)
     backend = PlainEcho()
     port = free_port()
-    proc = stunnel(tmp_path, "tlsfwd", {
+    tf.stunnel({
         "accept": f"127.0.0.1:{port}", "connect": f"127.0.0.1:{backend.port}",
         "cert": server / "server.crt", "key": server / "server.key",
         "CAfile": ca / "ca.crt", "verifyChain": "yes", "requireCert": "yes",
         "sslVersionMin": "TLSv1.2"})
     try:
-        wait_listening(port, proc)
         cctx = tls_client_ctx(ca / "ca.crt", client / "client.crt", client / "client.key")
         assert tls_exchange(cctx, port, "agg.example.com") == b"hello tlsfwd\n"
         with pytest.raises((ssl.SSLError, ConnectionError)):
             tls_exchange(tls_client_ctx(ca / "ca.crt"), port, "agg.example.com")
     finally:
-        proc.terminate()
-        proc.wait(10)
         backend.close()
 
 
-def test_stunnel_client_with_python_server(tmp_path):
+def test_stunnel_client_with_python_server(tmp_path, tf):
     ca, server, client = make_pki(tmp_path)
     sctx = tls_server_ctx(server / "server.crt", server / "server.key", ca / "ca.crt")
     with TlsEcho(sctx) as srv:
         port = free_port()
-        proc = stunnel(tmp_path, "edge", {
+        tf.stunnel({
             "client": "yes", "accept": f"127.0.0.1:{port}",
             "connect": f"127.0.0.1:{srv.port}",
             "cert": client / "client.crt", "key": client / "client.key",
             "CAfile": ca / "ca.crt", "verifyChain": "yes", "checkHost": "agg.example.com",
-            "sslVersionMin": "TLSv1.2"})
-        try:
-            wait_listening(port, proc)
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                s.sendall(b"through stunnel\n")
-                s.shutdown(socket.SHUT_WR)
-                got = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
-            assert got == b"through stunnel\n"
-            assert ("commonName", "edge-01") in [a for rdn in srv.peer["subject"] for a in rdn]
-        finally:
-            proc.terminate()
-            proc.wait(10)
+            "sslVersionMin": "TLSv1.2"}, name="edge")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"through stunnel\n")
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        assert got == b"through stunnel\n"
+        assert ("commonName", "edge-01") in [a for rdn in srv.peer["subject"] for a in rdn]
 
 
 WOLFCHECK_C = r"""

@@ -2,27 +2,11 @@
 Python's ssl module, and what the client sends as SNI."""
 
 import subprocess
-import time
 
 import pytest
 
 from conftest import (MiB, assert_delivered, free_port, pair_endpoints, recv_exact,
                       run_endpoints, scaled, wait_time)
-
-
-def start_stunnel(tf, service):
-    """stunnel4 in the foreground with one service; waits until it is configured."""
-    conf = tf.file("stunnel.conf", "foreground = yes\npid =\nsyslog = no\ndebug = 5\n\n"
-                   "[tlsfwd-e2e]\n" + "".join(f"{k} = {v}\n" for k, v in service.items()))
-    log = tf.tmp / "stunnel.log"
-    with open(log, "wb") as f:
-        p = tf.popen(["stunnel4", conf], stdout=f, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + wait_time(15)
-    while b"Configuration successful" not in log.read_bytes():
-        assert p.poll() is None, f"stunnel4 exited {p.returncode}:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"stunnel4 did not start:\n{log.read_text()}"
-        time.sleep(0.05)
-    return p
 
 
 def transfer(app, far):
@@ -35,7 +19,7 @@ def test_stunnel_client_to_tlsfwd_server(tf):
     sink = tf.tcp_sink()
     server = tf.server(sink)
     port = free_port()
-    start_stunnel(tf, {
+    tf.stunnel({
         "client": "yes",
         "accept": f"127.0.0.1:{port}",
         "connect": server.address,
@@ -54,7 +38,7 @@ def test_stunnel_client_to_tlsfwd_server(tf):
 def test_tlsfwd_client_to_stunnel_server(tf):
     sink = tf.tcp_sink()
     port = free_port()
-    start_stunnel(tf, {
+    tf.stunnel({
         "accept": f"127.0.0.1:{port}",
         "connect": sink.address,
         "cert": tf.pki.server.cert,
