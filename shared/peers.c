@@ -21,18 +21,6 @@ struct peers {
 	struct slot *slots;
 };
 
-/* key(a, ip): the address as 16 bytes, IPv4 mapped into IPv6. */
-static void key(const struct sock_addr *a, unsigned char ip[16])
-{
-	memset(ip, 0, 16);
-	if (a->ss.ss_family == AF_INET) {
-		ip[10] = ip[11] = 0xff;
-		memcpy(ip + 12, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
-	} else if (a->ss.ss_family == AF_INET6) {
-		memcpy(ip, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
-	}
-}
-
 static size_t hash(const unsigned char ip[16])
 {
 	uint64_t h = 14695981039346656037ULL;
@@ -88,7 +76,7 @@ int peers_acquire(struct peers *p, const struct sock_addr *a)
 	struct slot *s;
 	int rc = -1;
 
-	key(a, ip);
+	sock_key(a, ip);
 	pthread_mutex_lock(&p->lock);
 	if ((s = find(p, ip, 1)) != NULL && s->n < p->limit) {
 		if (s->n <= 0) {
@@ -107,7 +95,7 @@ void peers_release(struct peers *p, const struct sock_addr *a)
 	unsigned char ip[16];
 	struct slot *s;
 
-	key(a, ip);
+	sock_key(a, ip);
 	pthread_mutex_lock(&p->lock);
 	if ((s = find(p, ip, 0)) != NULL && --s->n == 0) {
 		size_t i = (size_t)(s - p->slots);

@@ -47,18 +47,6 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ip_key(a, ip): the address as 16 bytes, IPv4 mapped into IPv6. */
-static void ip_key(const struct sock_addr *a, unsigned char ip[16])
-{
-	memset(ip, 0, 16);
-	if (a->ss.ss_family == AF_INET) {
-		ip[10] = ip[11] = 0xff;
-		memcpy(ip + 12, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
-	} else if (a->ss.ss_family == AF_INET6) {
-		memcpy(ip, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
-	}
-}
-
 static size_t key_hash(const char *msg, const unsigned char ip[16], const char *reason)
 {
 	uint64_t h = 14695981039346656037ULL ^ (uint64_t)(uintptr_t)msg;
@@ -122,7 +110,7 @@ int ratelimit_allow(enum log_level level, const char *msg, const struct sock_add
 
 	if (reason == NULL)
 		reason = "";
-	ip_key(peer, ip);
+	sock_key(peer, ip);
 	if (peer->ss.ss_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)&peer->ss)->sin_addr, text, sizeof(text));
 	else if (peer->ss.ss_family != AF_INET6 ||

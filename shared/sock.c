@@ -144,6 +144,17 @@ int sock_is_loopback(const struct sock_addr *a)
 	return 0;
 }
 
+void sock_key(const struct sock_addr *a, unsigned char ip[16])
+{
+	memset(ip, 0, 16);
+	if (a->ss.ss_family == AF_INET) {
+		ip[10] = ip[11] = 0xff;
+		memcpy(ip + 12, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
+	} else if (a->ss.ss_family == AF_INET6) {
+		memcpy(ip, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+	}
+}
+
 int sock_listen(const struct sock_addr *a, int reuseport)
 {
 	int fd, one = 1, e;

@@ -27,6 +27,10 @@ int sock_resolve(const char *spec, struct sock_addr *out, int max, const char **
 /** sock_ntop(a, buf): "1.2.3.4:5" or "[::1]:5" into buf (SOCK_NTOP_MAX); returns buf. */
 char *sock_ntop(const struct sock_addr *a, char *buf);
 
+/** sock_key(a, ip): a's address (no port) as 16 bytes, IPv4 mapped into
+ *  IPv6 (::ffff:a.b.c.d), for tables keyed by address; zeros for another family. */
+void sock_key(const struct sock_addr *a, unsigned char ip[16]);
+
 /** sock_is_loopback(a): non-zero for 127.0.0.0/8 and ::1. */
 int sock_is_loopback(const struct sock_addr *a);
 

@@ -562,6 +562,32 @@ def flags(opts):
     return out
 
 
+class RssSampler:
+    """Samples VmRSS (KiB) of daemons every 20 ms in a thread, from creation
+    until stop(): .base (at the start), .peak, and growth() = peak - base."""
+
+    def __init__(self, daemons):
+        self.daemons = daemons
+        self.base = {d.name: d.rss_kib() for d in daemons}
+        self.peak = dict(self.base)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            for d in self.daemons:
+                if d.running:
+                    self.peak[d.name] = max(self.peak[d.name], d.rss_kib())
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def growth(self):
+        return {name: self.peak[name] - self.base[name] for name in self.base}
+
+
 # ---------------------------------------------------------------------------
 # sinks
 

@@ -1,12 +1,11 @@
 """Memory comes back after a burst: once thousands of connections have come
 and gone, the daemons' RSS returns close to where it was before."""
 
-import threading
 import time
 from datetime import datetime
 
-from conftest import (BUILD, MiB, SCALE, VALGRIND, Tunnel, assert_delivered, pair_endpoints,
-                      run_endpoints, send_and_expect, wait_time)
+from conftest import (BUILD, MiB, SCALE, VALGRIND, RssSampler, Tunnel, assert_delivered,
+                      pair_endpoints, run_endpoints, send_and_expect, wait_time)
 
 
 def sanitized():
@@ -34,26 +33,7 @@ def wait_idle_trim(d, since):
         time.sleep(0.1)
 
 
-class RssPeak:
-    """Samples VmRSS of daemons every 20 ms in a thread; the highest seen."""
 
-    def __init__(self, daemons):
-        self.daemons = daemons
-        self.peak = {d.name: d.rss_kib() for d in daemons}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            for d in self.daemons:
-                if d.running:
-                    self.peak[d.name] = max(self.peak[d.name], d.rss_kib())
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def test_memory_is_returned_after_a_burst(tf, capsys):
@@ -76,7 +56,7 @@ def test_memory_is_returned_after_a_burst(tf, capsys):
     for d in daemons:
         wait_idle_trim(d, since)
     before = {d.name: d.rss_kib() for d in daemons}
-    sampler = RssPeak(daemons)
+    sampler = RssSampler(daemons)
     try:
         pairs = [tunnel.open() for _ in range(conns)]
         since = time.time()             # all open: the next idle trim comes after the burst
@@ -90,7 +70,8 @@ def test_memory_is_returned_after_a_burst(tf, capsys):
             app.close()
             far.close()
     finally:
-        peak = sampler.stop()
+        sampler.stop()
+        peak = sampler.peak
     # The daemons close their ends as ours go, then trim with none left.
     for d in daemons:
         wait_idle_trim(d, since)

@@ -11,8 +11,8 @@ import time
 import msgpack
 import pytest
 
-from conftest import (KiB, MiB, SLOW, Endpoint, Tunnel, assert_delivered, connect, exchange,
-                      fmt_addr, free_port, pair_endpoints, recv_exact, run_endpoints, scaled,
+from conftest import (KiB, MiB, SLOW, Endpoint, RssSampler, Tunnel, assert_delivered, connect,
+                      exchange, fmt_addr, free_port, pair_endpoints, recv_exact, run_endpoints, scaled,
                       send_and_expect, wait_closed, wait_time)
 
 
@@ -102,29 +102,6 @@ def test_idle_connection_without_eof_stays_open(tf):
     exchange(app, sink)
 
 
-class RssSampler:
-    """Samples VmRSS of daemons every 50 ms in a thread; max growth in KiB."""
-
-    def __init__(self, daemons):
-        self.daemons = daemons
-        self.base = {d.name: d.rss_kib() for d in daemons}
-        self.peak = dict(self.base)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.wait(0.05):
-            for d in self.daemons:
-                if d.running:
-                    self.peak[d.name] = max(self.peak[d.name], d.rss_kib())
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join()
-        return {name: self.peak[name] - self.base[name] for name in self.base}
-
-
 # ASan keeps freed blocks in a 256 MiB quarantine, which RSS would count as
 # growth: keep it small here (the option means nothing to a normal build).
 SMALL_ASAN_QUARANTINE = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
@@ -153,7 +130,8 @@ def test_backpressure_keeps_memory_flat(tf):
         # Phase 2: the sink reads everything.
         run_endpoints([writer, reader], timeout=wait_time(300))
     finally:
-        growth = sampler.stop()
+        sampler.stop()
+        growth = sampler.growth()
     assert_delivered(writer, reader)
     assert reader.received == total
     for name, kib in growth.items():
