@@ -267,7 +267,43 @@ def _event(seq):
     return {"seq": seq, "message": f"event {seq}", "pad": "x" * (seq % 61)}
 
 
-class AckSender:
+class SenderThread:
+    """What both senders share: a thread running _run() until stop(), the
+    exception it died of (fatal), and bounded waits that fail if it died."""
+
+    def __init__(self, name):
+        self.fatal = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._guarded, name=name, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _guarded(self):
+        try:
+            self._run()
+        except BaseException as e:
+            self.fatal = e
+
+    def _wait(self, done, timeout, what):
+        """Poll done() until true; AssertionError naming `what` at timeout."""
+        deadline = time.monotonic() + (timeout or wait_time(30))
+        while not done():
+            assert self._thread.is_alive(), f"sender died: {self.fatal!r}"
+            assert time.monotonic() < deadline, f"{what()}: {self.summary()}"
+            time.sleep(0.01)
+
+    def _join(self, timeout, what):
+        """Ask the thread to stop and wait for it; re-raise what it died of."""
+        self._stop.set()
+        self._thread.join(timeout or wait_time(60))
+        assert not self._thread.is_alive(), f"{what}: {self.summary()}"
+        if self.fatal is not None:
+            raise self.fatal
+
+
+class AckSender(SenderThread):
     """At-least-once sender, as fluent-logger with require_ack_response does it:
     Forward-mode chunks of `per_chunk` events, each with option {"chunk": id};
     a chunk is done when {"ack": id} comes back.  An error, EOF or ack timeout
@@ -277,6 +313,7 @@ class AckSender:
     its own thread; sockets are made in namespace `ns`."""
 
     def __init__(self, ns, addr, tag="acked", per_chunk=50, pace=0.005, ack_timeout=10):
+        super().__init__("ack-sender")
         self.ns = ns
         self.addr = addr
         self.tag = tag
@@ -288,15 +325,8 @@ class AckSender:
         self.retries = 0          # attempts that got no ack
         self.connects = 0
         self.failures = {}        # what the sender saw: kind -> count
-        self.fatal = None
-        self._stop = threading.Event()
         self._sock = None
         self._unpacker = None
-        self._thread = threading.Thread(target=self._run, name="ack-sender", daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
 
     def _saw(self, kind):
         self.failures[kind] = self.failures.get(kind, 0) + 1
@@ -360,27 +390,17 @@ class AckSender:
                 self.acked = seq
                 if self.pace:
                     time.sleep(self.pace)
-        except BaseException as e:
-            self.fatal = e
         finally:
             self._drop()
 
     def wait_acked(self, count, timeout=None):
         """Wait until at least `count` events are acked."""
-        deadline = time.monotonic() + (timeout or wait_time(30))
-        while self.acked < count:
-            assert self._thread.is_alive(), f"sender died: {self.fatal!r}"
-            assert time.monotonic() < deadline, \
-                f"only {self.acked} of {count} events acked: {self.summary()}"
-            time.sleep(0.01)
+        self._wait(lambda: self.acked >= count, timeout,
+                   lambda: f"only {self.acked} of {count} events acked")
 
     def stop(self, timeout=None):
         """Stop after the current chunk is acked; AssertionError if it is not by timeout."""
-        self._stop.set()
-        self._thread.join(timeout or wait_time(60))
-        assert not self._thread.is_alive(), f"sender still retrying: {self.summary()}"
-        if self.fatal is not None:
-            raise self.fatal
+        self._join(timeout, "sender still retrying")
         return self.acked
 
     def summary(self):
@@ -401,7 +421,7 @@ class Conn:
         return range(self.first, self.last)
 
 
-class PlainSender:
+class PlainSender(SenderThread):
     """A sender without acks, checking the only thing it can: each connection
     writes `per_conn` Message events, half-closes and reads to the end.  A
     clean EOF after the half-close means "delivered" to it; anything else
@@ -421,6 +441,7 @@ class PlainSender:
 
     def __init__(self, ns, addr, tag="plain", per_conn=200, per_write=10, pace=0.003,
                  burst=True, timeout=30):
+        super().__init__("plain-sender")
         self.ns = ns
         self.addr = addr
         self.tag = tag
@@ -431,15 +452,8 @@ class PlainSender:
         self.timeout = timeout
         self.seq = 0
         self.conns = []
-        self.fatal = None
         self._fault = None
         self._fault_done = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="plain-sender", daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
 
     def one(self, burst=False):
         """Run one connection now (on the caller's thread); return its Conn."""
@@ -484,13 +498,10 @@ class PlainSender:
 
     def _run(self):
         n = 0
-        try:
-            while not self._stop.is_set():
-                n += 1
-                if self.one(burst=self.burst and n % 2 == 0).outcome != "ok":
-                    time.sleep(0.01)
-        except BaseException as e:
-            self.fatal = e
+        while not self._stop.is_set():
+            n += 1
+            if self.one(burst=self.burst and n % 2 == 0).outcome != "ok":
+                time.sleep(0.01)
 
     def inject(self, fault, timeout=None):
         """Run fault() mid-way through the next paced connection; return once it ran."""
@@ -503,18 +514,11 @@ class PlainSender:
     def wait_conns(self, count, outcome="ok", timeout=None):
         """Wait until `count` more connections ended with `outcome` than now."""
         want = sum(c.outcome == outcome for c in self.conns) + count
-        deadline = time.monotonic() + (timeout or wait_time(30))
-        while sum(c.outcome == outcome for c in list(self.conns)) < want:
-            assert self._thread.is_alive(), f"sender died: {self.fatal!r}"
-            assert time.monotonic() < deadline, f"no {outcome} connection: {self.summary()}"
-            time.sleep(0.01)
+        self._wait(lambda: sum(c.outcome == outcome for c in list(self.conns)) >= want,
+                   timeout, lambda: f"no {outcome} connection")
 
     def stop(self, timeout=None):
-        self._stop.set()
-        self._thread.join(timeout or wait_time(60))
-        assert not self._thread.is_alive(), f"sender stuck: {self.summary()}"
-        if self.fatal is not None:
-            raise self.fatal
+        self._join(timeout, "sender stuck")
 
     def summary(self):
         kinds = {}

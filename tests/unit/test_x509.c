@@ -568,48 +568,51 @@ static void load(const char *name, struct x509 *x, unsigned char **der)
 		fail_msg("%s: %s", name, why);
 }
 
-/* RSA >= 2048, EC >= 256 bits, Ed25519: strong enough; RSA 1024, P-224: not. */
-static void test_key_sizes(void **state)
+/* check_each(cases, n, fn, what): fn(x) is non-zero exactly for the cases
+ * marked ok, each loaded by name. */
+struct judged {
+	const char *name;
+	int ok;
+};
+
+static void check_each(const struct judged *cases, size_t n, int (*fn)(const struct x509 *),
+    const char *what)
 {
-	static const struct { const char *name; int ok; } cases[] = {
-		{ "full", 1 }, { "ca", 1 }, { "rsa", 1 }, { "ed", 1 },
-		{ "r1024", 0 }, { "p224", 0 },
-	};
 	size_t i;
 
-	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < n; i++) {
 		struct x509 x;
 		unsigned char *der;
 
 		load(cases[i].name, &x, &der);
-		if (!x509_key_ok(&x) != !cases[i].ok)
-			fail_msg("%s: x509_key_ok %d, want %d", cases[i].name, x509_key_ok(&x),
-			    cases[i].ok);
+		if (!fn(&x) != !cases[i].ok)
+			fail_msg("%s: %s %d, want %d", cases[i].name, what, fn(&x), cases[i].ok);
 		free(der);
 	}
+}
+
+/* RSA >= 2048, EC >= 256 bits, Ed25519: strong enough; RSA 1024, P-224: not. */
+static void test_key_sizes(void **state)
+{
+	static const struct judged cases[] = {
+		{ "full", 1 }, { "ca", 1 }, { "rsa", 1 }, { "ed", 1 },
+		{ "r1024", 0 }, { "p224", 0 },
+	};
+
+	(void)state;
+	check_each(cases, sizeof(cases) / sizeof(cases[0]), x509_key_ok, "x509_key_ok");
 }
 
 /* SHA-1 (also as RSASSA-PSS's hash) is weak; SHA-256 and up, Ed25519 are not. */
 static void test_signature_digests(void **state)
 {
-	static const struct { const char *name; int ok; } cases[] = {
+	static const struct judged cases[] = {
 		{ "full", 1 }, { "rsa", 1 }, { "ed", 1 }, { "pss256", 1 },
 		{ "sha1", 0 }, { "pss1", 0 },
 	};
-	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct x509 x;
-		unsigned char *der;
-
-		load(cases[i].name, &x, &der);
-		if (!x509_sig_ok(&x) != !cases[i].ok)
-			fail_msg("%s: x509_sig_ok %d, want %d", cases[i].name, x509_sig_ok(&x),
-			    cases[i].ok);
-		free(der);
-	}
+	check_each(cases, sizeof(cases) / sizeof(cases[0]), x509_sig_ok, "x509_sig_ok");
 }
 
 /* x509_chain_check(leaf [, inter], anchor): its verdict and whether the path
