@@ -41,9 +41,10 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	/* Pending connections number at most --max-handshakes, and one more
-	 * per worker (at most 256) between accept and the drop that follows. */
-	t->max_handshakes = cfg->max_handshakes;
+	/* Pending connections number at most --max-handshakes, each worker
+	 * its share, and one more per worker (at most 256) between accept and
+	 * the drop that follows. */
+	t->max_handshakes = (cfg->max_handshakes + cfg->workers - 1) / cfg->workers;
 	if (cfg->max_handshakes_per_ip > 0 &&
 	    (t->hs_peers = peers_new(cfg->max_handshakes_per_ip,
 	    cfg->max_handshakes > 0 && cfg->max_handshakes + 256 < cfg->max_conns ?

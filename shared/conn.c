@@ -122,7 +122,7 @@ struct conn {
 	struct verdict *verdict;	/* during the handshake: who the peer is */
 	struct sock_addr peer_addr;	/* for t->peers, which counts it */
 	struct conn *hs_prev, *hs_next;	/* server, while pending: on s->hs_new[talking] */
-	unsigned char pending;		/* server: counted in t->handshaking (and t->hs_peers) */
+	unsigned char pending;		/* server: counted in s->pending (and t->hs_peers) */
 	unsigned char talking;		/* pending: a byte came since accept */
 	unsigned long long bytes[2];	/* read from end[i] (a turn's measure) */
 	unsigned long long sent[2];	/* of those, written out to end[1 - i] */
@@ -1051,18 +1051,23 @@ static void end_open(struct conn *c, struct end *e, int fd)
  * The pre-authentication budget, like sshd's MaxStartups.  A server
  * connection is pending from accept until its handshake completes; while
  * pending it counts in t->hs_peers (--max-handshakes-per-ip, checked in
- * admitted(), so one address cannot hold more) and in t->handshaking
- * (--max-handshakes).  Past that threshold the accepting worker drops one
- * pending connection to make room, chosen rather than random (sshd) or the
- * new one: first the oldest connection that has not sent a byte since
+ * admitted(), so one address cannot hold more) and in its worker's
+ * s->pending.  Each worker holds at most its share of --max-handshakes
+ * (t->max_handshakes, set per worker at start-up; SO_REUSEPORT spreads
+ * connections evenly), so no lock is taken, no worker touches another's
+ * connections, and a worker that holds few is never made to drop a
+ * newcomer for the others' flood.  Past its share the accepting worker
+ * drops one pending connection to make room, chosen rather than random
+ * (sshd) or the new one: first the oldest that has not sent a byte since
  * accept, else the talking one idle longest (each handshake step moves a
- * connection to the front of its list).  A flood of bare connections thus
- * never pushes out a handshake in progress; one that sends ClientHellos and
- * stalls pushes out only handshakes slower than its own idle ones, and costs
- * it a ClientHello per connection.  Each worker keeps its own two lists
- * (s->hs_new[k] .. s->hs_old[k]; k 0: silent, 1: talking), so no lock is
- * taken and no worker touches another's connections; SO_REUSEPORT spreads
- * connections evenly, so each holds about its share.
+ * connection to the front of its list).  "Sent" is what the socket holds,
+ * not what the loop has read yet: a candidate with bytes waiting is moved
+ * to the talking list first, so a ClientHello that arrived during a burst
+ * of accepts is not taken for silence.  A flood of bare connections thus
+ * never pushes out a handshake in progress; one that sends ClientHellos
+ * and stalls pushes out only handshakes slower than its own idle ones, and
+ * costs it a ClientHello per connection.  The lists run from s->hs_new[k]
+ * to s->hs_old[k] (k 0: silent, 1: talking).
  */
 
 /* pending_link(c): put c at the front of its list. */
@@ -1103,7 +1108,7 @@ static void pending_enter(struct conn *c)
 	c->pending = 1;
 	c->talking = 0;
 	pending_link(c);
-	atomic_fetch_add(&c->s->t->handshaking, 1);
+	c->s->pending++;
 }
 
 /* pending_leave(c): c is authenticated or gone: give back its share of the
@@ -1116,7 +1121,7 @@ static void pending_leave(struct conn *c)
 		return;
 	pending_unlink(c);
 	c->pending = 0;
-	atomic_fetch_sub(&t->handshaking, 1);
+	c->s->pending--;
 	if (t->hs_peers != NULL)
 		peers_release(t->hs_peers, &c->peer_addr);
 }
@@ -1131,18 +1136,33 @@ static void pending_touch(struct conn *c)
 	pending_link(c);
 }
 
-/* pending_budget(c): c just became pending; past --max-handshakes drop the
- * worker's oldest silent connection other than c, else its talking one idle
- * longest, else c.  0, or -1 if c was dropped. */
+/* pending_silent(s, c): s's oldest silent connection other than c, after
+ * moving those with bytes waiting to the talking list; NULL if none. */
+static struct conn *pending_silent(struct conn_set *s, struct conn *c)
+{
+	struct conn *old;
+	char b;
+
+	while ((old = s->hs_old[0]) != NULL && old != c) {
+		if (recv(old->end[0].fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+			return old;
+		pending_touch(old);
+	}
+	return NULL;	/* c, the newest, is last only when it is alone */
+}
+
+/* pending_budget(c): c just became pending; past the worker's share of
+ * --max-handshakes drop its oldest silent connection other than c, else its
+ * talking one idle longest, else c.  0, or -1 if c was dropped. */
 static int pending_budget(struct conn *c)
 {
 	struct conn_set *s = c->s;
 	struct conn *old;
 
-	if (s->t->max_handshakes <= 0 || atomic_load(&s->t->handshaking) <= s->t->max_handshakes)
+	if (s->t->max_handshakes <= 0 || s->pending <= s->t->max_handshakes)
 		return 0;
-	if ((old = s->hs_old[0]) == c && s->hs_old[1] != NULL)
-		old = s->hs_old[1];
+	if ((old = pending_silent(s, c)) == NULL && (old = s->hs_old[1]) == NULL)
+		old = c;
 	conn_drop(old, CONN_PREAUTH_DROPPED, SIDE_PEER, "max_handshakes");
 	return old == c ? -1 : 0;
 }

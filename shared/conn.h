@@ -38,8 +38,7 @@ struct tunnel {
 	struct authz_nets *nets;	/* server: --allow-net; NULL: any source */
 	struct peers *peers;		/* server: --max-conns-per-ip; NULL: no limit */
 	struct peers *hs_peers;		/* server: --max-handshakes-per-ip; NULL: no limit */
-	long max_handshakes;		/* server: pending handshakes at once; 0: no limit */
-	atomic_long handshaking;	/* server: connections not yet authenticated, all workers */
+	long max_handshakes;		/* server: pending handshakes per worker; 0: no limit */
 	atomic_long active;		/* open connections, all workers */
 	struct reach reach;		/* the listeners follow the upstreams */
 };
@@ -58,6 +57,7 @@ struct conn_set {
 	WOLFSSL_SESSION **sessions;	/* client with resume: a resumable session per upstream */
 	ev_timer probe;			/* while t->reach is down: the next probe */
 	ev_tstamp probe_wait;		/* its back-off */
+	long pending;			/* server: connections not yet authenticated */
 	struct conn *hs_new[2], *hs_old[2];	/* server: pending connections, silent [0]
 					 * and talking [1], most recently active first */
 };
