@@ -28,20 +28,24 @@ ifneq ($(SANITIZE),)
   LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
+# Four rooms, each a static library: shared/ (what both daemons run), client/,
+# server/ and certs/ (each role's own code); each program is its main.o over
+# its room's library and shared's.  A file moves between rooms without a
+# change here.  The preload shim is client/preload*.c over client/ and shared/.
 SHARED_SRC := $(wildcard shared/*.c)
-SHARED_OBJ := $(SHARED_SRC:%.c=$(B)/obj/%.o)
-CLIENT_OBJ := $(B)/obj/client/main.o $(B)/obj/client/client.o
-SERVER_OBJ := $(B)/obj/server/main.o
-CERTS_SRC  := $(wildcard certs/*.c)
-CERTS_OBJ  := $(CERTS_SRC:%.c=$(B)/obj/%.o)
+CLIENT_SRC := $(filter-out client/main.c client/preload%.c,$(wildcard client/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+CERTS_SRC  := $(filter-out certs/main.c,$(wildcard certs/*.c))
+ROOM_LIBS  := $(B)/libtlsfwd-certs.a $(B)/libtlsfwd-server.a $(B)/libtlsfwd-client.a \
+              $(B)/libtlsfwd.a
 PRELOAD_SRC := $(wildcard client/preload*.c)
 PRELOAD    := $(if $(PRELOAD_SRC),$(B)/libtlsfwd-preload.so)
-PIC_OBJ    := $(patsubst %.c,$(B)/pic/%.o,$(SHARED_SRC) client/client.c $(PRELOAD_SRC))
+PIC_OBJ    := $(patsubst %.c,$(B)/pic/%.o,$(SHARED_SRC) $(CLIENT_SRC) $(PRELOAD_SRC))
 PROBE_SRC  := $(wildcard tests/preload/*.c)
 PROBE_BIN  := $(PROBE_SRC:tests/preload/%.c=$(B)/probe/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
-BINS       := $(B)/tlsfwd-client $(B)/tlsfwd-server $(if $(CERTS_SRC),$(B)/tlsfwd-certs)
+BINS       := $(B)/tlsfwd-client $(B)/tlsfwd-server $(B)/tlsfwd-certs
 
 PYTEST     := /usr/bin/python3 -m pytest
 
@@ -65,16 +69,15 @@ $(B)/obj/%.o: %.c $(WOLF_DEP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/libtlsfwd.a: $(SHARED_OBJ)
+$(B)/libtlsfwd.a: $(SHARED_SRC:%.c=$(B)/obj/%.o)
+$(B)/libtlsfwd-client.a: $(CLIENT_SRC:%.c=$(B)/obj/%.o)
+$(B)/libtlsfwd-server.a: $(SERVER_SRC:%.c=$(B)/obj/%.o)
+$(B)/libtlsfwd-certs.a: $(CERTS_SRC:%.c=$(B)/obj/%.o)
+$(ROOM_LIBS):
+	rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/tlsfwd-client: $(CLIENT_OBJ) $(B)/libtlsfwd.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
-
-$(B)/tlsfwd-server: $(SERVER_OBJ) $(B)/libtlsfwd.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
-
-$(B)/tlsfwd-certs: $(CERTS_OBJ) $(B)/libtlsfwd.a
+$(B)/tlsfwd-%: $(B)/obj/%/main.o $(B)/libtlsfwd-%.a $(B)/libtlsfwd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
 
 # The LD_PRELOAD shim: the hooks and, for inline mode, the whole client core
@@ -108,9 +111,11 @@ $(B)/probe/%: tests/preload/%.c tests/preload/probe.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(if $(findstring openssl,$*),-lssl -lcrypto) -pthread
 
-$(B)/unit/%: tests/unit/%.c $(B)/libtlsfwd.a
+# Unit tests see every room.
+ROOM_INC   := -Iclient -Iserver -Icerts
+$(B)/unit/%: tests/unit/%.c $(ROOM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(ROOM_INC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS)
 
 unit: deps $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
@@ -153,7 +158,7 @@ install: all
 	$(if $(PRELOAD),install -m 0755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/tlsfwd/)
 
 clean:
-	rm -rf build/obj build/pic build/unit build/san build/clang build/demo build/fuzz build/tlsfwd-* build/libtlsfwd.a build/libtlsfwd-preload.so build/probe
+	rm -rf build/obj build/pic build/unit build/san build/clang build/demo build/fuzz build/tlsfwd-* build/libtlsfwd*.a build/libtlsfwd-preload.so build/probe
 
 distclean:
 	rm -rf build
@@ -171,11 +176,12 @@ FUZZ_CC      := clang
 FUZZ_B       := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -fno-strict-aliasing -pthread -Ishared \
+                -Iclient -Iserver -Icerts \
                 $(WOLF_CFLAGS) $(FUZZ_SAN)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
-FUZZ_OBJ     := $(SHARED_SRC:%.c=$(FUZZ_B)/obj/%.o)
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_B)/obj/%.o,$(SHARED_SRC) $(CLIENT_SRC) $(SERVER_SRC) $(CERTS_SRC))
 
 $(FUZZ_B)/obj/%.o: %.c $(WOLF_DEP)
 	@mkdir -p $(@D)
