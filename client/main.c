@@ -4,5 +4,5 @@
 
 int main(int argc, char **argv)
 {
-	return daemon_main(ROLE_CLIENT, "tlsfwd-client", argc, argv, client_prepare);
+	return daemon_main(&client_role, argc, argv);
 }

@@ -71,7 +71,7 @@ int inline_configure(const char *path, char *problem, size_t n)
 	static char prog[] = "tlsfwd-preload", flag[] = "--config";	/* cfg keeps prog */
 	char *argv[] = { prog, flag, (char *)path, NULL }, err[1024];
 
-	if (config_load(&core.cfg, ROLE_CLIENT, prog, 3, argv, err, sizeof(err)) < 0) {
+	if (config_load(&core.cfg, &client_role, prog, 3, argv, err, sizeof(err)) < 0) {
 		snprintf(problem, n, "TLSFWD_CONFIG: %s", err);
 		config_free(&core.cfg);
 		return -1;
@@ -156,8 +156,8 @@ static int core_start(char *err, size_t errsz)
 	sin->sin_family = AF_INET;
 	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	memset(&core.t, 0, sizeof(core.t));
-	core.t.role = ROLE_CLIENT;
-	if (daemon_tunnel_open(&core.t, &core.cfg, &listen, client_prepare, err, errsz) < 0) {
+	core.t.role = &client_role;
+	if (daemon_tunnel_open(&core.t, &core.cfg, &listen, err, errsz) < 0) {
 		tls_cleanup();
 		return -1;
 	}

@@ -1,6 +1,6 @@
 /* config: the option table, the config file reader and the flag parser. */
 #include "config.h"
-#include "authz.h"
+#include "role.h"
 #include "sock.h"
 
 #include <ctype.h>
@@ -128,7 +128,7 @@ static const void *cfield(const struct config *cfg, const struct opt *o)
 	return (const char *)cfg + o->off;
 }
 
-static const struct opt *opt_find(enum role role, const char *name, size_t len)
+static const struct opt *opt_find(enum role_id role, const char *name, size_t len)
 {
 	size_t i;
 
@@ -148,48 +148,6 @@ static void list_free(struct strlist *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
-}
-
-/* check_rule(o, value, why, whysz): a value of --allow-*, --allow-net or
- * --pin-server, parsed as the daemon will parse it, so that a bad one is
- * reported where it was written (FILE:LINE: key, or --key).  NULL when it
- * is fine or o holds no rules; else the reason. */
-static const char *check_rule(const struct opt *o, const char *value, char *why, size_t whysz)
-{
-	static const struct { size_t off; enum authz_kind kind; } kinds[] = {
-		{ O(allow_cn), AUTHZ_CN }, { O(allow_dns), AUTHZ_DNS },
-		{ O(allow_uri), AUTHZ_URI }, { O(allow_ou), AUTHZ_OU },
-		{ O(allow_fingerprint), AUTHZ_FINGERPRINT }, { O(allow_spki), AUTHZ_SPKI },
-	};
-	struct authz_nets *nets;
-	struct authz *r;
-	size_t i;
-	int rc = -1;
-
-	if (o->off == O(allow_net)) {
-		if ((nets = authz_nets_new()) == NULL)
-			return strerror(ENOMEM);
-		rc = authz_net_add(nets, value, why, whysz);
-		authz_nets_free(nets);
-		return rc < 0 ? why : NULL;
-	}
-	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && kinds[i].off != o->off; i++)
-		;
-	if (i == sizeof(kinds) / sizeof(kinds[0]) && o->off != O(pin_server))
-		return NULL;
-	if ((r = authz_new()) == NULL)
-		return strerror(ENOMEM);
-	if (o->off == O(pin_server)) {
-		rc = authz_add(r, value, why, whysz);
-		if (rc == 0 && !authz_only_pins(r)) {
-			snprintf(why, whysz, "expected sha256:HEX or spki:HEX");
-			rc = -1;
-		}
-	} else {
-		rc = authz_add_kind(r, kinds[i].kind, value, why, whysz);
-	}
-	authz_free(r);
-	return rc < 0 ? why : NULL;
 }
 
 /* check_text(o, value): control characters have no place in any value (a
@@ -238,7 +196,10 @@ static const char *opt_set(struct config *cfg, const struct opt *o, const char *
 
 		if (*value == '\0')
 			return "empty value";
-		if (check_rule(o, value, why, whysz) != NULL)
+		/* The role's own values (rules, networks, pins) are parsed as
+		 * the daemon will, so that a bad one is reported where it was
+		 * written (FILE:LINE: key, or --key). */
+		if (cfg->check_value != NULL && cfg->check_value(o->name, value, why, whysz) < 0)
 			return why;
 		if ((v = realloc(l->v, sizeof(*v) * (size_t)(l->n + 1))) == NULL ||
 		    (v[l->n] = strdup(value)) == NULL) {
@@ -456,7 +417,7 @@ static int validate(struct config *cfg, char *err, size_t errsz)
 
 /* load(cfg, role, prog, argc, argv, err, errsz): config_load() before its
  * message is made safe to print. */
-static int load(struct config *cfg, enum role role, const char *prog, int argc,
+static int load(struct config *cfg, const struct role *role, const char *prog, int argc,
     char **argv, char *err, size_t errsz)
 {
 	unsigned char cli_list_seen[NOPTS] = { 0 };
@@ -465,14 +426,15 @@ static int load(struct config *cfg, enum role role, const char *prog, int argc,
 	int a;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->role = role;
+	cfg->role = role->id;
+	cfg->check_value = role->check_value;
 	cfg->prog = prog;
 	for (i = 0; i < NOPTS; i++) {
-		const char *def = role == ROLE_CLIENT ? opts[i].def_client : opts[i].def_server;
+		const char *def = role->id == ROLE_CLIENT ? opts[i].def_client : opts[i].def_server;
 		char whybuf[256];
 		const char *why;
 
-		if ((opts[i].roles & role) && def != NULL &&
+		if ((opts[i].roles & role->id) && def != NULL &&
 		    (why = opt_set(cfg, &opts[i], def, whybuf, sizeof(whybuf))) != NULL) {
 			snprintf(err, errsz, "--%s: default: %s", opts[i].name, why);
 			return -1;
@@ -508,10 +470,10 @@ static int load(struct config *cfg, enum role role, const char *prog, int argc,
 		name = arg + 2;
 		eq = strchr(name, '=');
 		nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-		o = opt_find(role, name, nlen);
+		o = opt_find(role->id, name, nlen);
 		if (o == NULL && eq == NULL && nlen > 3 && strncmp(name, "no-", 3) == 0) {
 			/* --no-NAME turns a boolean off. */
-			o = opt_find(role, name + 3, nlen - 3);
+			o = opt_find(role->id, name + 3, nlen - 3);
 			if (o != NULL && o->type != OPT_BOOL)
 				o = NULL;
 			else if (o != NULL)
@@ -589,7 +551,7 @@ out:
 	free(raw);
 }
 
-int config_load(struct config *cfg, enum role role, const char *prog, int argc,
+int config_load(struct config *cfg, const struct role *role, const char *prog, int argc,
     char **argv, char *err, size_t errsz)
 {
 	int rc = load(cfg, role, prog, argc, argv, err, errsz);
@@ -690,7 +652,7 @@ void config_print(const struct config *cfg, FILE *out)
 			print_value(cfg, &opts[i], out);
 }
 
-void config_usage(enum role role, const char *prog, FILE *out)
+void config_usage(enum role_id role, const char *prog, FILE *out)
 {
 	size_t i;
 

@@ -6,16 +6,20 @@
 
 #include <stdio.h>
 
-enum role { ROLE_CLIENT = 1, ROLE_SERVER = 2 };
+enum role_id { ROLE_CLIENT = 1, ROLE_SERVER = 2 };
 
 struct strlist {
 	char **v;
 	int n;
 };
 
+struct role;
+
 struct config {
-	enum role role;
+	enum role_id role;
 	const char *prog;
+	/* the role's check of its own values (role.h) */
+	int (*check_value)(const char *opt, const char *value, char *why, size_t whysz);
 	char *config_file;
 	char *listen;
 	struct strlist server;		/* client: servers, tried in order */
@@ -47,7 +51,7 @@ struct config {
  *  defaults, the --config file and the flags, then validate what can be
  *  checked without I/O.  Returns 0, or -1 with "FILE:LINE: key: reason" or
  *  "--key: reason" in err.  The caller owns cfg and frees it with config_free(). */
-int config_load(struct config *cfg, enum role role, const char *prog, int argc,
+int config_load(struct config *cfg, const struct role *role, const char *prog, int argc,
     char **argv, char *err, size_t errsz);
 
 /** config_escape(s, errsz): rewrite the message s (in a buffer of errsz bytes)
@@ -61,7 +65,7 @@ void config_escape(char *s, size_t errsz);
 void config_print(const struct config *cfg, FILE *out);
 
 /** config_usage(role, prog, out): the option list with defaults. */
-void config_usage(enum role role, const char *prog, FILE *out);
+void config_usage(enum role_id role, const char *prog, FILE *out);
 
 /** config_free(cfg): free every string cfg holds. */
 void config_free(struct config *cfg);

@@ -21,12 +21,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
-#include "audit.h"
-#include "authz.h"
-#include "fp.h"
 #include "log.h"
-#include "peers.h"
-#include "ratelimit.h"
 #include "ring.h"
 #include "x509.h"
 
@@ -35,28 +30,6 @@
 #define CONN_TURN 65536	/* bytes a connection reads before the others' turn */
 #define PROBE_FIRST 0.1		/* seconds from losing the upstream to the first probe */
 #define PROBE_MAX 2.0		/* the probes' back-off stops growing here */
-
-enum conn_state {
-	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
-	CONN_CONNECTING,	/* TCP connect of end[1] in progress */
-	CONN_RELAYING,		/* both ends up, no EOF yet */
-	CONN_DRAINING,		/* an EOF was seen (or shutdown): idle time is bounded */
-};
-
-enum conn_reason {
-	CONN_DONE,		/* both directions finished */
-	CONN_TRUNCATED,		/* a peer closed or reset without a clean EOF */
-	CONN_NOT_TLS,
-	CONN_HANDSHAKE_FAILED,
-	CONN_HANDSHAKE_TIMEOUT,
-	CONN_PREAUTH_DROPPED,	/* --max-handshakes: a pending connection makes room */
-	CONN_CONNECT_FAILED,
-	CONN_READ_ERROR,
-	CONN_WRITE_ERROR,
-	CONN_DRAIN_TIMEOUT,
-	CONN_NOMEM,
-	CONN_SHUTDOWN,
-};
 
 /* How a connection ended.  Only CONN_DONE is a clean end: every other one
  * closes both sockets abortively (RST), so neither the sender nor Fluentd
@@ -81,74 +54,14 @@ static const struct {
 	[CONN_SHUTDOWN]		 = { "closed at shutdown", LOG_INFO },
 };
 
-/* Which side a failure is on, for conn_drop() and the log. */
-enum conn_side {
-	SIDE_NONE = -1,		/* neither: a timeout, shutdown, out of memory */
-	SIDE_PEER = 0,		/* end[0], the accepted connection */
-	SIDE_UPSTREAM = 1,	/* end[1], the connection we made */
-};
-
-struct end {
-	int fd;			/* -1 when not open */
-	WOLFSSL *ssl;		/* NULL: plaintext (or TLS not started yet) */
-	ev_io rio, wio;
-	unsigned char rwait;	/* the last read blocked: EV_READ/EV_WRITE it waits for */
-	unsigned char wwait;	/* the same for write and TLS shutdown */
-	unsigned char hwait;	/* the same for connect and handshake */
-	unsigned char ready;	/* connected, handshake done: bytes may flow */
-	unsigned char eof;	/* no more bytes will be read from this end */
-	unsigned char truncated;	/* eof without close_notify, or reset */
-	unsigned char shut;	/* EOF has been passed on to this end */
-	unsigned char ticketed;	/* client: this connection's session was cached */
-	unsigned char drained;	/* TLS: the last recv() emptied the socket */
-	int wlen;		/* TLS: length of a write that must be retried */
-	unsigned char *rx;	/* TLS: ciphertext read ahead, NULL while none */
-	int rx_off, rx_len;	/* its unread bytes: rx[rx_off .. rx_off + rx_len) */
-};
-
-struct conn {
-	struct conn_set *s;
-	struct conn *prev, *next;
-	enum conn_state state;
-	int probe;		/* no sender: asks whether the upstream answers */
-	struct end end[2];	/* 0: accepted, 1: connected upstream */
-	struct ring ring[2];	/* ring[i] holds bytes read from end[i] */
-	ev_timer timer;		/* handshake, connect or drain, by state */
-	ev_timer turn;		/* due at once: the rest of a turn cut at CONN_TURN */
-	ev_tstamp start, last;	/* accept time, last byte moved */
-	int up, addr;		/* upstream and address being tried */
-	int tls_code;		/* wolfSSL's error behind a TLS failure, for the log */
-	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
-	struct verdict *verdict;	/* during the handshake: who the peer is */
-	struct sock_addr peer_addr;	/* for t->peers, which counts it */
-	struct conn *hs_prev, *hs_next;	/* server, while pending: on s->hs_new[talking] */
-	unsigned char pending;		/* server: counted in s->pending (and t->hs_peers) */
-	unsigned char talking;		/* pending: a byte came since accept */
-	unsigned long long bytes[2];	/* read from end[i] (a turn's measure) */
-	unsigned long long sent[2];	/* of those, written out to end[1 - i] */
-	char peer[SOCK_NTOP_MAX];
-};
-
-/* What the verify callback learnt of the peer's certificate; kept only until
- * the handshake is logged. */
-struct verdict {
-	struct x509_identity *id;	/* the leaf certificate, NULL if unparsable */
-	const char *deny;		/* why our checks or rules refused it, or NULL */
-	int anchored;			/* its path reached a --ca certificate */
-	int leaf_done;			/* the leaf was judged */
-	char rule[AUTHZ_RULE_TEXT_MAX];	/* the rule that admitted it */
-};
-
 static void conn_update(struct conn *c);
 static void upstream_up(struct conn *c);
-static void pending_leave(struct conn *c);
-static void pending_touch(struct conn *c);
 static void verdict_free(struct conn *c);
-static void audit(struct conn *c, enum audit_kind kind, const char *reason);
 
+/* tls_end(c): which of c's ends speaks TLS (the role says). */
 static int tls_end(const struct conn *c)
 {
-	return c->s->t->role == ROLE_CLIENT ? 1 : 0;
+	return c->s->t->role->tls_end;
 }
 
 static const char *errno_reason(int e)
@@ -222,9 +135,6 @@ static void conn_free(struct conn *c, int abortive)
 		ring_free(&c->ring[i]);
 	}
 	tls_policy_release(c->pol);
-	pending_leave(c);
-	if (t->peers != NULL && !c->probe)
-		peers_release(t->peers, &c->peer_addr);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -268,8 +178,7 @@ static void probe_done(struct conn *c, int ok)
  * sender's own buffer or acks take over), never a clean end of stream.
  * Returns -1 so callers can `return conn_drop(...)`.
  */
-static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
-    const char *detail)
+int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const char *detail)
 {
 	static const char *const sides[] = { "peer", "upstream" };
 	struct conn_set *s = c->s;
@@ -280,17 +189,15 @@ static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
 		level = LOG_WARN;
 	if (c->probe)
 		level = LOG_DEBUG;	/* reach logs the changes, not each probe */
-	if (log_enabled(level) && (t->role != ROLE_SERVER || c->end[0].ready || c->probe ||
-	    ratelimit_allow(level, reasons[why].msg, &c->peer_addr, detail))) {
-		/* The server names its upstream only once it tried it. */
-		int tried = t->role == ROLE_CLIENT || c->end[1].fd >= 0 || c->end[1].ready;
+	if (log_enabled(level) && (c->probe || t->role->quiet == NULL ||
+	    !t->role->quiet(c, level, reasons[why].msg, detail))) {
 		char code[16];
 
 		snprintf(code, sizeof(code), "%d", c->tls_code);
 		/* sent, received: bytes delivered upstream, and back to the peer */
 		log_kv(level, reasons[why].msg,
 		    "peer=%s upstream=%s side=%s reason=%s subject=%s tls_code=%s sent=%llu "
-		    "received=%llu duration=%f", c->peer, tried ? t->up[c->up].spec : NULL,
+		    "received=%llu duration=%f", c->peer, c->tried ? t->up[c->up].spec : NULL,
 		    side == SIDE_NONE ? NULL : sides[side], detail,
 		    c->verdict != NULL && c->verdict->id != NULL ? c->verdict->id->subject : NULL,
 		    c->tls_code != 0 ? code : NULL, c->sent[0], c->sent[1],
@@ -302,11 +209,9 @@ static int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side,
 		/* Before the sender is reset: it must find the door shut. */
 		if (side == SIDE_UPSTREAM && reach_lost(&t->reach, t->up[c->up].spec, detail))
 			probe_after(s, PROBE_FIRST);
-		if (why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
-		    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED)
-			audit(c, AUDIT_DENY, detail);
-		else if (c->end[0].ready)
-			audit(c, AUDIT_CLOSE, detail);
+		if (t->role->closed != NULL)
+			t->role->closed(c, why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
+			    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED, detail);
 	}
 	conn_free(c, why != CONN_DONE);
 	if (s->stopping && s->n == 0 && s->on_empty != NULL)
@@ -334,61 +239,11 @@ static void conn_relay(struct conn *c)
 	}
 }
 
-/* audit(c, kind, reason): the server's audit event for c, with what the
- * handshake learnt of the peer's certificate, when auditing is on. */
-static void audit(struct conn *c, enum audit_kind kind, const char *reason)
-{
-	const struct x509_identity *id = c->verdict != NULL ? c->verdict->id : NULL;
-	const WOLFSSL *ssl = c->end[0].ssl;
-	struct audit_event ev = { .kind = kind, .peer = c->peer, .reason = reason };
-	const char *sans[AUDIT_SANS_MAX];
-	char buf[AUDIT_FIELD_MAX], fp[2 * X509_SHA256_LEN + 1];
-	size_t i, used = 0;
-
-	if (c->s->t->role != ROLE_SERVER || !audit_enabled())
-		return;
-	if (id != NULL) {
-		const struct { const char *prefix; const char *const *v; size_t n; } lists[] = {
-			{ "DNS:", id->dns, id->n_dns }, { "URI:", id->uri, id->n_uri },
-			{ "IP:", id->ip, id->n_ip },
-		};
-		size_t l;
-
-		for (l = 0; l < 3; l++)
-			for (i = 0; i < lists[l].n && ev.nsans < AUDIT_SANS_MAX; i++) {
-				int n = snprintf(buf + used, sizeof(buf) - used, "%s%s", lists[l].prefix,
-				    lists[l].v[i]);
-
-				if (n < 0 || (size_t)n >= sizeof(buf) - used)
-					break;
-				sans[ev.nsans++] = buf + used;
-				used += (size_t)n + 1;
-			}
-		fp_hex(id->sha256, X509_SHA256_LEN, fp, sizeof(fp));
-		ev.subject = id->subject;
-		ev.issuer = id->issuer;
-		ev.serial = id->serial;
-		ev.sans = sans;
-		ev.fingerprint = fp;
-		if (kind == AUDIT_ACCEPT && c->verdict->rule[0] != '\0')
-			ev.rule = c->verdict->rule;
-	}
-	if (ssl != NULL && kind != AUDIT_CLOSE) {
-		ev.tls_version = wolfSSL_get_version(ssl);
-		ev.cipher = wolfSSL_get_cipher_name((WOLFSSL *)ssl);
-	}
-	if (kind == AUDIT_CLOSE) {
-		ev.bytes_in = c->bytes[0];
-		ev.bytes_out = c->bytes[1];
-		ev.duration = ev_now(c->s->loop) - c->start;
-	}
-	audit_emit(&ev);
-}
-
 static void verdict_free(struct conn *c)
 {
 	if (c->verdict != NULL) {
 		x509_identity_free(c->verdict->id);
+		free(c->verdict->rule);
 		free(c->verdict);
 		c->verdict = NULL;
 	}
@@ -402,17 +257,16 @@ static void verdict_free(struct conn *c)
  * extendedKeyUsage); refusing there also keeps wolfSSL from caching the
  * peer's intermediates as CAs.  A CRL that expired while loaded is named
  * as such (tls_crl_expired).
- * At the leaf we add ours: the server's allow rules and the client's
- * --pin-server pins.  A pin may also admit a certificate that chains to no
- * CA (self-signed): that is what pinning is for. */
+ * At the leaf the role adds its rules (role.judge: the server's allow
+ * rules, the client's --pin-server pins). */
 static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 {
 	struct conn *c = store->userCtx;
-	const struct authz *rules = c->pol->rules;
+	const struct role *role = c->s->t->role;
 	const unsigned char *der;
 	const char *why;
-	int len, verdict, err = wolfSSL_X509_STORE_CTX_get_error(store);
-	int server = c->s->t->role == ROLE_SERVER;
+	int len, err = wolfSSL_X509_STORE_CTX_get_error(store);
+	int server = role->tls_end == 0;	/* the peer is a client */
 	int depth = wolfSSL_X509_STORE_CTX_get_error_depth(store);
 
 	/* wolfSSL 5.5.4 computes ok before its host and IP checks, which only
@@ -451,22 +305,8 @@ static int verify_cb(int ok, WOLFSSL_X509_STORE_CTX *store)
 		c->verdict->deny = "incomplete_chain";
 		return 0;
 	}
-	if (rules == NULL)
-		return ok;
-	verdict = authz_match(rules, c->verdict->id, c->verdict->rule, sizeof(c->verdict->rule));
-	if (!ok) {
-		/* Only a pin overrides wolfSSL, and only for "no known issuer". */
-		if (verdict == AUTHZ_MATCHED && authz_only_pins(rules) &&
-		    (err == ASN_NO_SIGNER_E || err == ASN_SELF_SIGNED_E))
-			return 1;
-		return 0;
-	}
-	if (verdict == AUTHZ_DENIED) {
-		c->verdict->deny = !server ? "pin_mismatch" :
-		    authz_several_cns(rules, c->verdict->id) ? "several_cns" : "not_allowed";
-		return 0;
-	}
-	return 1;
+	/* Only a pin may override wolfSSL, and only for "no known issuer". */
+	return role->judge != NULL ? role->judge(c, ok, err) : ok;
 }
 
 /* tls_failure(c, e, err): remember wolfSSL's code for the log and name it. */
@@ -532,60 +372,22 @@ static int tls_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 	return sz;
 }
 
-/* tls_start(c, e): a WOLFSSL for end e; the client sets what to verify. */
+/* tls_start(c, e): a WOLFSSL for end e, verifying the peer as the role
+ * says; the role sets what else the handshake needs. */
 static int tls_start(struct conn *c, struct end *e)
 {
-	const struct tunnel *t = c->s->t;
+	const struct role *role = c->s->t->role;
 
 	if ((e->ssl = wolfSSL_new(c->pol->ctx)) == NULL)
 		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "tls_new");
 	wolfSSL_set_fd(e->ssl, e->fd);
 	wolfSSL_SSLSetIORecv(e->ssl, tls_recv);
 	wolfSSL_SetIOReadCtx(e->ssl, e);
-	wolfSSL_set_verify(e->ssl, t->role == ROLE_SERVER ?
-	    WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT : WOLFSSL_VERIFY_PEER, verify_cb);
+	wolfSSL_set_verify(e->ssl, role->verify_mode, verify_cb);
 	wolfSSL_SetCertCbCtx(e->ssl, c);
-	if (t->role == ROLE_CLIENT) {
-		const struct upstream *u = &t->up[c->up];
-		int ok;
-
-		/* An IP literal is checked against IP SANs and never sent as SNI. */
-		if (u->name_is_ip)
-			ok = wolfSSL_X509_VERIFY_PARAM_set1_ip_asc(wolfSSL_get0_param(e->ssl),
-			    u->name) == WOLFSSL_SUCCESS;
-		else
-			ok = wolfSSL_UseSNI(e->ssl, WOLFSSL_SNI_HOST_NAME, u->name,
-			    (unsigned short)strlen(u->name)) == WOLFSSL_SUCCESS &&
-			    wolfSSL_check_domain_name(e->ssl, u->name) == WOLFSSL_SUCCESS;
-		if (!ok)
-			return conn_drop(c, CONN_NOMEM, SIDE_NONE, "tls_name");
-		/* Resume with this worker's ticket for the server, if any: a
-		 * TLS 1.3 resumption skips the certificate signatures. */
-		if (c->s->sessions != NULL && c->s->sessions[c->up] != NULL)
-			(void)wolfSSL_set_session(e->ssl, c->s->sessions[c->up]);
-	}
+	if (role->tls_setup != NULL && role->tls_setup(c, e->ssl) < 0)
+		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "tls_name");
 	return 0;
-}
-
-/* session_keep(c, e): after a full handshake, once the server's ticket has
- * arrived, keep the session for the next connections to this server.  Never
- * from a resumed connection: until its own ticket comes, its session pairs
- * the old ticket with the new resumption secret, and a resumption from that
- * fails the server's binder check (BAD_BINDER). */
-static void session_keep(struct conn *c, struct end *e)
-{
-	WOLFSSL_SESSION **slot = &c->s->sessions[c->up], *sess;
-
-	if (wolfSSL_session_reused(e->ssl)) {
-		e->ticketed = 1;
-		return;
-	}
-	if (!wolfSSL_SESSION_is_resumable(wolfSSL_get_session(e->ssl)) ||
-	    (sess = wolfSSL_get1_session(e->ssl)) == NULL)
-		return;
-	e->ticketed = 1;
-	wolfSSL_SESSION_free(*slot);
-	*slot = sess;
 }
 
 /* conn_connect(c): connect end[1] to the current or a later upstream address. */
@@ -594,6 +396,7 @@ static int conn_connect(struct conn *c)
 	const struct tunnel *t = c->s->t;
 	int e = 0;
 
+	c->tried = 1;
 	for (; c->up < t->nup; c->up++, c->addr = 0) {
 		const struct upstream *u = &t->up[c->up];
 
@@ -664,8 +467,9 @@ static int conn_handshake(struct conn *c)
 		if (tls_start(c, e) < 0)
 			return -1;
 	}
-	pending_touch(c);
-	rc = t->role == ROLE_CLIENT ? wolfSSL_connect(e->ssl) : wolfSSL_accept(e->ssl);
+	if (t->role->step != NULL)
+		t->role->step(c);
+	rc = e == &c->end[1] ? wolfSSL_connect(e->ssl) : wolfSSL_accept(e->ssl);
 	if (rc != WOLFSSL_SUCCESS) {
 		err = wolfSSL_get_error(e->ssl, rc);
 		if (err == WOLFSSL_ERROR_WANT_READ) {
@@ -679,31 +483,16 @@ static int conn_handshake(struct conn *c)
 		why = tls_failure(c, e, err);
 		if (c->verdict != NULL && c->verdict->deny != NULL)
 			why = c->verdict->deny;	/* refused by our rules, not wolfSSL's */
-		if (t->role == ROLE_CLIENT)
+		/* A failed upstream may be followed by the next one. */
+		if (e == &c->end[1])
 			return conn_retry(c, CONN_HANDSHAKE_FAILED, why);
 		return conn_drop(c, CONN_HANDSHAKE_FAILED, SIDE_PEER, why);
 	}
 	e->ready = 1;
-	if (t->role == ROLE_SERVER) {
-		char subject[256];
-
-		pending_leave(c);
-
-		/* A resumed session carries no certificate: its subject was
-		 * logged at the full handshake that issued the ticket. */
-		log_info("accepted", "peer=%s subject=%s rule=%s tls=%s cipher=%s resumed=%d",
-		    c->peer, tls_peer_subject(e->ssl, subject, sizeof(subject)),
-		    c->verdict != NULL && c->verdict->rule[0] != '\0' ? c->verdict->rule : NULL,
-		    wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl),
-		    wolfSSL_session_reused(e->ssl));
-		audit(c, AUDIT_ACCEPT, NULL);
-		verdict_free(c);
+	if (t->role->secured != NULL)
+		t->role->secured(c);
+	if (e == &c->end[0])
 		return conn_connect(c);
-	}
-	log_debug("connected", "peer=%s upstream=%s tls=%s cipher=%s resumed=%d", c->peer,
-	    t->up[c->up].spec, wolfSSL_get_version(e->ssl), wolfSSL_get_cipher_name(e->ssl),
-	    wolfSSL_session_reused(e->ssl));
-	verdict_free(c);
 	upstream_up(c);
 	return 0;
 }
@@ -728,7 +517,7 @@ static int conn_advance(struct conn *c)
 			return 0;
 		if ((err = sock_error(u->fd)) != 0)
 			return conn_retry(c, CONN_CONNECT_FAILED, errno_reason(err));
-		if (c->s->t->role == ROLE_SERVER) {
+		if (tls_end(c) == 0) {	/* plaintext upstream */
 			u->ready = 1;
 			upstream_up(c);
 			return 0;
@@ -768,8 +557,8 @@ static int fill(struct conn *c, int k)
 		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "ring");
 	if (e->ssl != NULL) {
 		rc = wolfSSL_read(e->ssl, p, (int)n);
-		if (!e->ticketed && c->s->sessions != NULL)
-			session_keep(c, e);
+		if (c->s->t->role->tls_read != NULL)
+			c->s->t->role->tls_read(c, e->ssl);
 		if (rc > 0) {
 			ring_commit(r, (size_t)rc);
 			c->bytes[k] += (unsigned long long)rc;
@@ -1008,11 +797,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	switch (c->state) {
 	case CONN_HANDSHAKING:
-		if (t->role == ROLE_SERVER) {
+		if (tls_end(c) == 0) {
 			conn_drop(c, CONN_HANDSHAKE_TIMEOUT, SIDE_PEER, "handshake_timeout");
 			break;
 		}
-		/* the client's connect timeout covers its handshake */
+		/* the connect timeout covers a handshake with the upstream */
 		/* FALLTHROUGH */
 	case CONN_CONNECTING:
 		if (conn_retry(c, CONN_CONNECT_FAILED, "connect_timeout") == 0)
@@ -1047,160 +836,6 @@ static void end_open(struct conn *c, struct end *e, int fd)
 	e->rio.data = e->wio.data = c;
 }
 
-/*-
- * The pre-authentication budget, like sshd's MaxStartups.  A server
- * connection is pending from accept until its handshake completes; while
- * pending it counts in t->hs_peers (--max-handshakes-per-ip, checked in
- * admitted(), so one address cannot hold more) and in its worker's
- * s->pending.  Each worker holds at most its share of --max-handshakes
- * (t->max_handshakes, set per worker at start-up; SO_REUSEPORT spreads
- * connections evenly), so no lock is taken, no worker touches another's
- * connections, and a worker that holds few is never made to drop a
- * newcomer for the others' flood.  Past its share the accepting worker
- * drops one pending connection to make room, chosen rather than random
- * (sshd) or the new one: first the oldest that has not sent a byte since
- * accept, else the talking one idle longest (each handshake step moves a
- * connection to the front of its list).  "Sent" is what the socket holds,
- * not what the loop has read yet: a candidate with bytes waiting is moved
- * to the talking list first, so a ClientHello that arrived during a burst
- * of accepts is not taken for silence.  A flood of bare connections thus
- * never pushes out a handshake in progress; one that sends ClientHellos
- * and stalls pushes out only handshakes slower than its own idle ones, and
- * costs it a ClientHello per connection.  The lists run from s->hs_new[k]
- * to s->hs_old[k] (k 0: silent, 1: talking).
- */
-
-/* pending_link(c): put c at the front of its list. */
-static void pending_link(struct conn *c)
-{
-	struct conn_set *s = c->s;
-	int k = c->talking;
-
-	c->hs_prev = NULL;
-	c->hs_next = s->hs_new[k];
-	if (s->hs_new[k] != NULL)
-		s->hs_new[k]->hs_prev = c;
-	else
-		s->hs_old[k] = c;
-	s->hs_new[k] = c;
-}
-
-/* pending_unlink(c): take c off its list. */
-static void pending_unlink(struct conn *c)
-{
-	struct conn_set *s = c->s;
-	int k = c->talking;
-
-	if (c->hs_prev != NULL)
-		c->hs_prev->hs_next = c->hs_next;
-	else
-		s->hs_new[k] = c->hs_next;
-	if (c->hs_next != NULL)
-		c->hs_next->hs_prev = c->hs_prev;
-	else
-		s->hs_old[k] = c->hs_prev;
-}
-
-/* pending_enter(c): c (just accepted, already counted in t->hs_peers) is a
- * pending handshake, silent so far: list it and count it. */
-static void pending_enter(struct conn *c)
-{
-	c->pending = 1;
-	c->talking = 0;
-	pending_link(c);
-	c->s->pending++;
-}
-
-/* pending_leave(c): c is authenticated or gone: give back its share of the
- * pre-authentication budget.  Does nothing if c is not pending. */
-static void pending_leave(struct conn *c)
-{
-	struct tunnel *t = c->s->t;
-
-	if (!c->pending)
-		return;
-	pending_unlink(c);
-	c->pending = 0;
-	c->s->pending--;
-	if (t->hs_peers != NULL)
-		peers_release(t->hs_peers, &c->peer_addr);
-}
-
-/* pending_touch(c): c's handshake moved: it talks, and goes to the front. */
-static void pending_touch(struct conn *c)
-{
-	if (!c->pending || (c->talking && c->s->hs_new[1] == c))
-		return;
-	pending_unlink(c);
-	c->talking = 1;
-	pending_link(c);
-}
-
-/* pending_silent(s, c): s's oldest silent connection other than c, after
- * moving those with bytes waiting to the talking list; NULL if none. */
-static struct conn *pending_silent(struct conn_set *s, struct conn *c)
-{
-	struct conn *old;
-	char b;
-
-	while ((old = s->hs_old[0]) != NULL && old != c) {
-		if (recv(old->end[0].fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
-			return old;
-		pending_touch(old);
-	}
-	return NULL;	/* c, the newest, is last only when it is alone */
-}
-
-/* pending_budget(c): c just became pending; past the worker's share of
- * --max-handshakes drop its oldest silent connection other than c, else its
- * talking one idle longest, else c.  0, or -1 if c was dropped. */
-static int pending_budget(struct conn *c)
-{
-	struct conn_set *s = c->s;
-	struct conn *old;
-
-	if (s->t->max_handshakes <= 0 || s->pending <= s->t->max_handshakes)
-		return 0;
-	if ((old = pending_silent(s, c)) == NULL && (old = s->hs_old[1]) == NULL)
-		old = c;
-	conn_drop(old, CONN_PREAUTH_DROPPED, SIDE_PEER, "max_handshakes");
-	return old == c ? -1 : 0;
-}
-
-static const char refused_msg[] = "refused before TLS";
-
-/* admitted(t, fd, peer): the server's checks before any TLS state exists:
- * the source network, the per-address count and the per-address count of
- * pending handshakes.  0, or -1 (logged, rate-limited, counted nowhere) if
- * the socket must be closed. */
-static int admitted(struct tunnel *t, const struct sock_addr *peer)
-{
-	char addr[SOCK_NTOP_MAX];
-	const char *why = NULL;
-
-	if (t->nets != NULL && authz_net_match(t->nets, (const struct sockaddr *)&peer->ss,
-	    NULL, 0) == AUTHZ_DENIED)
-		why = "net_denied";
-	else if (t->peers != NULL && peers_acquire(t->peers, peer) < 0)
-		why = "per_ip_limit";
-	else if (t->hs_peers != NULL && peers_acquire(t->hs_peers, peer) < 0) {
-		if (t->peers != NULL)
-			peers_release(t->peers, peer);
-		why = "per_ip_handshakes";
-	}
-	if (why == NULL)
-		return 0;
-	sock_ntop(peer, addr);
-	if (log_enabled(LOG_WARN) && ratelimit_allow(LOG_WARN, refused_msg, peer, why))
-		log_warn(refused_msg, "peer=%s reason=%s", addr, why);
-	if (audit_enabled()) {
-		struct audit_event ev = { .kind = AUDIT_DENY, .peer = addr, .reason = why };
-
-		audit_emit(&ev);
-	}
-	return -1;
-}
-
 /* conn_new(s): a connection in s with no ends yet, or NULL. */
 static struct conn *conn_new(struct conn_set *s)
 {
@@ -1226,34 +861,30 @@ static struct conn *conn_new(struct conn_set *s)
 
 void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 {
+	const struct role *role = s->t->role;
 	struct conn *c = NULL;
 	char addr[SOCK_NTOP_MAX];
 
-	if (admitted(s->t, peer) < 0) {
-		close(fd);
-		atomic_fetch_sub(&s->t->active, 1);
-		return;
-	}
 	if ((c = conn_new(s)) == NULL) {
 		log_error("out of memory", "peer=%s", sock_ntop(peer, addr));
-		if (s->t->peers != NULL)
-			peers_release(s->t->peers, peer);
-		if (s->t->hs_peers != NULL)
-			peers_release(s->t->hs_peers, peer);
 		close(fd);
 		atomic_fetch_sub(&s->t->active, 1);
 		return;
 	}
 	sock_ntop(peer, c->peer);
 	c->peer_addr = *peer;
-	sock_nodelay(fd);
 	end_open(c, &c->end[0], fd);
-
-	if (s->t->role == ROLE_SERVER) {
+	if (role->admit != NULL && role->admit(c) < 0) {
+		conn_free(c, 0);	/* refused: logged, nothing held */
+		return;
+	}
+	sock_nodelay(fd);
+	if (role->opened != NULL && role->opened(c) < 0)
+		return;
+	if (tls_end(c) == 0) {
 		c->state = CONN_HANDSHAKING;
 		timer_arm(c, s->t->handshake_timeout);
-		pending_enter(c);
-		if (pending_budget(c) < 0 || conn_handshake(c) < 0)
+		if (conn_handshake(c) < 0)
 			return;
 	} else {
 		c->end[0].ready = 1;
@@ -1307,21 +938,13 @@ int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
 	s->t = t;
 	ev_init(&s->probe, probe_cb);
 	s->probe.data = s;
-	if (t->role == ROLE_CLIENT && t->resume &&
-	    (s->sessions = calloc((size_t)t->nup, sizeof(*s->sessions))) == NULL)
-		return -1;
 	return 0;
 }
 
 void conn_set_free(struct conn_set *s)
 {
-	int i;
-
-	if (s->sessions != NULL)
-		for (i = 0; i < s->t->nup; i++)
-			wolfSSL_SESSION_free(s->sessions[i]);
-	free(s->sessions);
-	s->sessions = NULL;
+	if (s->t->role->set_free != NULL)
+		s->t->role->set_free(s);
 }
 
 void conn_set_abandon(struct conn_set *s)

@@ -9,41 +9,107 @@
 
 #include "config.h"
 #include "reach.h"
+#include "ring.h"
+#include "role.h"
 #include "sock.h"
 #include "tls.h"
-
-#define UPSTREAM_ADDRS 8
-
-struct authz_nets;
-struct peers;
-
-/* Where a connection goes: a tlsfwd-server (client role) or Fluentd (server role). */
-struct upstream {
-	char spec[300];			/* as configured, for logs */
-	char name[256];			/* client: name verified and sent as SNI */
-	int name_is_ip;			/* verified against IP SANs, never sent as SNI */
-	struct sock_addr addr[UPSTREAM_ADDRS];
-	int naddr;
-};
+#include "upstream.h"
 
 /* What every connection of the process shares; read-only once workers run. */
 struct tunnel {
-	enum role role;
+	const struct role *role;
 	struct tls_policy_slot policy;	/* TLS context (and rules): replaced on reload */
 	struct upstream *up;		/* tried in order until one connects */
 	int nup;
 	double connect_timeout, handshake_timeout, drain_timeout;
 	long max_conns;
 	int resume;			/* client: keep and offer session tickets */
-	struct authz_nets *nets;	/* server: --allow-net; NULL: any source */
-	struct peers *peers;		/* server: --max-conns-per-ip; NULL: no limit */
-	struct peers *hs_peers;		/* server: --max-handshakes-per-ip; NULL: no limit */
-	long max_handshakes;		/* server: pending handshakes per worker; 0: no limit */
+	void *role_data;		/* the role's own, from its prepare() */
 	atomic_long active;		/* open connections, all workers */
 	struct reach reach;		/* the listeners follow the upstreams */
 };
 
-struct conn;
+enum conn_state {
+	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
+	CONN_CONNECTING,	/* TCP connect of end[1] in progress */
+	CONN_RELAYING,		/* both ends up, no EOF yet */
+	CONN_DRAINING,		/* an EOF was seen (or shutdown): idle time is bounded */
+};
+
+enum conn_reason {
+	CONN_DONE,		/* both directions finished */
+	CONN_TRUNCATED,		/* a peer closed or reset without a clean EOF */
+	CONN_NOT_TLS,
+	CONN_HANDSHAKE_FAILED,
+	CONN_HANDSHAKE_TIMEOUT,
+	CONN_PREAUTH_DROPPED,	/* --max-handshakes: a pending connection makes room */
+	CONN_CONNECT_FAILED,
+	CONN_READ_ERROR,
+	CONN_WRITE_ERROR,
+	CONN_DRAIN_TIMEOUT,
+	CONN_NOMEM,
+	CONN_SHUTDOWN,
+};
+
+/* Which side a failure is on, for conn_drop() and the log. */
+enum conn_side {
+	SIDE_NONE = -1,		/* neither: a timeout, shutdown, out of memory */
+	SIDE_PEER = 0,		/* end[0], the accepted connection */
+	SIDE_UPSTREAM = 1,	/* end[1], the connection we made */
+};
+
+struct end {
+	int fd;			/* -1 when not open */
+	WOLFSSL *ssl;		/* NULL: plaintext (or TLS not started yet) */
+	ev_io rio, wio;
+	unsigned char rwait;	/* the last read blocked: EV_READ/EV_WRITE it waits for */
+	unsigned char wwait;	/* the same for write and TLS shutdown */
+	unsigned char hwait;	/* the same for connect and handshake */
+	unsigned char ready;	/* connected, handshake done: bytes may flow */
+	unsigned char eof;	/* no more bytes will be read from this end */
+	unsigned char truncated;	/* eof without close_notify, or reset */
+	unsigned char shut;	/* EOF has been passed on to this end */
+	unsigned char drained;	/* TLS: the last recv() emptied the socket */
+	int wlen;		/* TLS: length of a write that must be retried */
+	unsigned char *rx;	/* TLS: ciphertext read ahead, NULL while none */
+	int rx_off, rx_len;	/* its unread bytes: rx[rx_off .. rx_off + rx_len) */
+};
+
+/* One tunnelled connection.  The pump (conn.c) owns it; the role hooks
+ * (role.h) read it and keep their own state in role_data. */
+struct conn {
+	struct conn_set *s;
+	struct conn *prev, *next;
+	enum conn_state state;
+	int probe;		/* no sender: asks whether the upstream answers */
+	struct end end[2];	/* 0: accepted, 1: connected upstream */
+	struct ring ring[2];	/* ring[i] holds bytes read from end[i] */
+	ev_timer timer;		/* handshake, connect or drain, by state */
+	ev_timer turn;		/* due at once: the rest of a turn cut at CONN_TURN */
+	ev_tstamp start, last;	/* accept time, last byte moved */
+	int up, addr;		/* upstream and address being tried */
+	int tls_code;		/* wolfSSL's error behind a TLS failure, for the log */
+	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
+	struct verdict *verdict;	/* who the peer is, from its handshake to close */
+	struct sock_addr peer_addr;	/* the accepted socket's peer */
+	void *role_data;		/* the role's, freed by its closed() hook */
+	unsigned char tried;		/* end[1] was tried: the log names the upstream */
+	unsigned char ticketed;		/* client: this connection's session was cached */
+	unsigned long long bytes[2];	/* read from end[i] (a turn's measure) */
+	unsigned long long sent[2];	/* of those, written out to end[1 - i] */
+	char peer[SOCK_NTOP_MAX];
+};
+
+/* What the verify callback learnt of the peer's certificate; kept as long
+ * as the connection (NULL while no certificate was seen). */
+struct verdict {
+	struct x509_identity *id;	/* the leaf certificate, NULL if unparsable */
+	const char *deny;		/* why our checks or rules refused it, or NULL */
+	int anchored;			/* its path reached a --ca certificate */
+	int leaf_done;			/* the leaf was judged */
+	char *rule;			/* the rule that admitted it, or NULL */
+};
+
 
 /* The connections of one worker (one event loop). */
 struct conn_set {
@@ -54,18 +120,20 @@ struct conn_set {
 	int stopping;			/* draining for shutdown */
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
-	WOLFSSL_SESSION **sessions;	/* client with resume: a resumable session per upstream */
 	ev_timer probe;			/* while t->reach is down: the next probe */
 	ev_tstamp probe_wait;		/* its back-off */
-	long pending;			/* server: connections not yet authenticated */
-	struct conn *hs_new[2], *hs_old[2];	/* server: pending connections, silent [0]
-					 * and talking [1], most recently active first */
+	void *role_data;		/* the role's, freed by its set_free() hook */
 };
+
+/** conn_drop(c, why, side, detail): the one teardown path: log once
+ *  (naming the side that failed and detail, a stable token), close both
+ *  sockets, abortively unless why is CONN_DONE, and free c.  Returns -1. */
+int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const char *detail);
 
 /** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */
 int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t);
 
-/** conn_set_free(s): free what an empty set still holds (cached sessions). */
+/** conn_set_free(s): free what an empty set still holds (the role's). */
 void conn_set_free(struct conn_set *s);
 
 /** conn_start(s, fd, peer): take ownership of the accepted socket fd and start

@@ -13,43 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "authz.h"
 #include "log.h"
-#include "peers.h"
 #include "tls.h"
 #include "worker.h"
-
-int upstream_init(struct upstream *u, const char *spec, const char *name, char *err, size_t errsz)
-{
-	char host[256], port[8];
-	const char *why;
-	int n;
-
-	memset(u, 0, sizeof(*u));
-	if (strlen(spec) >= sizeof(u->spec)) {
-		snprintf(err, errsz, "%s: address too long", spec);
-		return -1;
-	}
-	strcpy(u->spec, spec);
-	if (sock_split(spec, host, sizeof(host), port, sizeof(port), &why) < 0 ||
-	    (n = sock_resolve(spec, u->addr, UPSTREAM_ADDRS, &why)) < 0) {
-		snprintf(err, errsz, "%s: %s", spec, why);
-		return -1;
-	}
-	u->naddr = n;
-	if (name == NULL)
-		name = host;
-	if (strlen(name) >= sizeof(u->name)) {
-		snprintf(err, errsz, "%s: name too long", name);
-		return -1;
-	}
-	/* An IP literal is matched against IP SANs, in wolfSSL's spelling. */
-	u->name_is_ip = tls_ip_name(name, u->name, sizeof(u->name)) != NULL;
-	if (!u->name_is_ip)
-		strcpy(u->name, name);
-	return 0;
-}
 
 /* raise_fd_limit(max_conns): every connection holds two descriptors; take
  * the hard limit as our soft one and say so if it still does not fit. */
@@ -125,7 +91,7 @@ static void daemon_reload(void *arg, int forced)
 	if (!forced && sig == d->files_sig)
 		return;
 	d->files_sig = sig;
-	if ((p = tls_policy_new(d->cfg, err, sizeof(err))) == NULL) {
+	if ((p = tls_policy_new(d->cfg, d->t->role, err, sizeof(err))) == NULL) {
 		log_error("reload failed: the configuration in force stays", "reason=%s", err);
 		return;
 	}
@@ -138,8 +104,10 @@ static void daemon_reload(void *arg, int forced)
 /* daemon_reopen(arg): SIGUSR1, after logrotate moved the audit file. */
 static void daemon_reopen(void *arg)
 {
-	(void)arg;
-	audit_reopen();
+	struct reloader *d = arg;
+
+	if (d->t->role->reopen != NULL)
+		d->t->role->reopen();
 }
 
 static void watch_add(const char *path, void *arg)
@@ -189,7 +157,7 @@ void reloader_close(struct reloader *r)
 }
 
 int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
-    const struct sock_addr *listen, daemon_prepare_fn prepare, char *err, size_t errsz)
+    const struct sock_addr *listen, char *err, size_t errsz)
 {
 	t->connect_timeout = cfg->connect_timeout;
 	t->handshake_timeout = cfg->handshake_timeout;
@@ -197,14 +165,10 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 	t->max_conns = cfg->max_conns;
 	t->resume = cfg->tls_resume;
 	pthread_mutex_init(&t->policy.lock, NULL);
-	if (t->role == ROLE_CLIENT)
-		reach_init(&t->reach, !cfg->accept_while_unreachable,
-		    "servers unreachable, not accepting", "server reachable again, accepting");
-	else
-		reach_init(&t->reach, !cfg->accept_while_unreachable,
-		    "upstream unreachable, not accepting", "upstream reachable again, accepting");
-	if (prepare(cfg, listen, t, err, errsz) < 0 ||
-	    (t->policy.cur = tls_policy_new(cfg, err, errsz)) == NULL) {
+	reach_init(&t->reach, !cfg->accept_while_unreachable, t->role->lost_msg,
+	    t->role->found_msg);
+	if (t->role->prepare(cfg, listen, t, err, errsz) < 0 ||
+	    (t->policy.cur = tls_policy_new(cfg, t->role, err, errsz)) == NULL) {
 		daemon_tunnel_close(t);
 		return -1;
 	}
@@ -213,16 +177,16 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 
 void daemon_tunnel_close(struct tunnel *t)
 {
+	int i;
+
 	tls_policy_set(&t->policy, NULL);
 	pthread_mutex_destroy(&t->policy.lock);
 	reach_destroy(&t->reach);
-	authz_nets_free(t->nets);
-	peers_free(t->peers);
-	peers_free(t->hs_peers);
+	if (t->role->cleanup != NULL)
+		t->role->cleanup(t);
+	for (i = 0; i < t->nup; i++)
+		upstream_free(&t->up[i]);
 	free(t->up);
-	t->nets = NULL;
-	t->peers = NULL;
-	t->hs_peers = NULL;
 	t->up = NULL;
 	t->nup = 0;
 }
@@ -235,9 +199,9 @@ static void print_version(const char *prog)
 	    ev_version_major(), ev_version_minor());
 }
 
-int daemon_main(enum role role, const char *prog, int argc, char **argv,
-    daemon_prepare_fn prepare)
+int daemon_main(const struct role *role, int argc, char **argv)
 {
+	const char *prog = role->prog;
 	struct tunnel t = { .role = role };
 	struct sock_addr listen;
 	struct config cfg;
@@ -250,7 +214,7 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 		goto out_cfg;
 	}
 	if (cfg.help) {
-		config_usage(role, prog, stdout);
+		config_usage(role->id, prog, stdout);
 		rc = 0;
 		goto out_cfg;
 	}
@@ -268,7 +232,7 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 		fprintf(stderr, "%s: --listen: %s: %s\n", prog, cfg.listen, why);
 		goto out_tls;
 	}
-	if (daemon_tunnel_open(&t, &cfg, &listen, prepare, err, sizeof(err)) < 0) {
+	if (daemon_tunnel_open(&t, &cfg, &listen, err, sizeof(err)) < 0) {
 		config_escape(err, sizeof(err));	/* an allow-file's junk, say */
 		fprintf(stderr, "%s: %s\n", prog, err);
 		goto out_tls;
@@ -281,7 +245,7 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_conns);
-	if (audit_open(cfg.audit_file, cfg.audit_forward, cfg.audit_tag, err, sizeof(err)) < 0) {
+	if (role->start != NULL && role->start(&cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		rc = 1;
 		goto out_ctx;
@@ -293,7 +257,8 @@ int daemon_main(enum role role, const char *prog, int argc, char **argv,
 		rc = workers_run(&t, &listen, (int)cfg.workers, &r.hooks);
 		reloader_close(&r);
 	}
-	audit_close();
+	if (role->stop != NULL)
+		role->stop();
 out_ctx:
 	daemon_tunnel_close(&t);
 out_tls:

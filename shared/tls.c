@@ -13,8 +13,8 @@
 #include <wolfssl/wolfcrypt/coding.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
-#include "authz.h"
 #include "log.h"
+#include "role.h"
 #include "x509.h"
 
 #define CERT_FILE_MAX (4 << 20)	/* bytes of a --cert or --ca file we read */
@@ -507,90 +507,6 @@ fail:
 	return NULL;
 }
 
-/* rules_add(rules, kind, list, flag, err, errsz): the values of one --allow-* list. */
-static int rules_add(struct authz *rules, enum authz_kind kind, const struct strlist *l,
-    const char *flag, char *err, size_t errsz)
-{
-	char why[256];
-	int i;
-
-	for (i = 0; i < l->n; i++)
-		if (authz_add_kind(rules, kind, l->v[i], why, sizeof(why)) < 0) {
-			snprintf(err, errsz, "--%s: %s: %s", flag, why, l->v[i]);
-			return -1;
-		}
-	return 0;
-}
-
-/* pins_new(cfg, &rules, err, errsz): the client's --pin-server pins. */
-static int pins_new(const struct config *cfg, struct authz **rules, char *err, size_t errsz)
-{
-	struct authz *r;
-	char why[256];
-	int i;
-
-	if (cfg->pin_server.n == 0)
-		return 0;
-	if ((r = authz_new()) == NULL) {
-		snprintf(err, errsz, "out of memory");
-		return -1;
-	}
-	for (i = 0; i < cfg->pin_server.n; i++) {
-		const char *v = cfg->pin_server.v[i];
-
-		if (authz_add(r, v, why, sizeof(why)) < 0 || !authz_only_pins(r)) {
-			snprintf(err, errsz, "--pin-server: %s: %s",
-			    authz_only_pins(r) ? why : "expected sha256:HEX or spki:HEX", v);
-			authz_free(r);
-			return -1;
-		}
-	}
-	*rules = r;
-	return 0;
-}
-
-/* rules_new(cfg, &rules, err, errsz): the server's allow rules from the flags
- * and --allow-file; *rules stays NULL when there are none (all allowed). */
-static int rules_new(const struct config *cfg, struct authz **rules, char *err, size_t errsz)
-{
-	struct authz *r;
-
-	*rules = NULL;
-	if (cfg->role == ROLE_CLIENT)
-		return pins_new(cfg, rules, err, errsz);
-	if ((cfg->allow_cn.n + cfg->allow_dns.n + cfg->allow_uri.n +
-	    cfg->allow_ou.n + cfg->allow_fingerprint.n + cfg->allow_spki.n == 0 &&
-	    cfg->allow_file == NULL))
-		return 0;
-	if ((r = authz_new()) == NULL) {
-		snprintf(err, errsz, "out of memory");
-		return -1;
-	}
-	if (rules_add(r, AUTHZ_CN, &cfg->allow_cn, "allow-cn", err, errsz) < 0 ||
-	    rules_add(r, AUTHZ_DNS, &cfg->allow_dns, "allow-dns", err, errsz) < 0 ||
-	    rules_add(r, AUTHZ_URI, &cfg->allow_uri, "allow-uri", err, errsz) < 0 ||
-	    rules_add(r, AUTHZ_OU, &cfg->allow_ou, "allow-ou", err, errsz) < 0 ||
-	    rules_add(r, AUTHZ_FINGERPRINT, &cfg->allow_fingerprint, "allow-fingerprint", err,
-	    errsz) < 0 ||
-	    rules_add(r, AUTHZ_SPKI, &cfg->allow_spki, "allow-spki", err, errsz) < 0 ||
-	    (cfg->allow_file != NULL && authz_load_file(r, cfg->allow_file, err, errsz) < 0))
-		goto fail;
-	/* Without a CA only pins can admit anyone; the file may have added more. */
-	if (cfg->ca == NULL && !authz_only_pins(r)) {
-		snprintf(err, errsz, "--ca: required unless every allow rule is a "
-		    "fingerprint or spki pin%s%s", cfg->allow_file ? " (see " : "",
-		    cfg->allow_file ? cfg->allow_file : "");
-		if (cfg->allow_file != NULL)
-			strncat(err, ")", errsz - strlen(err) - 1);
-		goto fail;
-	}
-	*rules = r;
-	return 0;
-fail:
-	authz_free(r);
-	return -1;
-}
-
 /* own_certs_check(cfg, p, err, errsz): --cert and --ca held to what a peer
  * is held to (certs_check); the --ca certificates become p's anchors. */
 static int own_certs_check(const struct config *cfg, struct tls_policy *p, char *err,
@@ -610,7 +526,19 @@ static int own_certs_check(const struct config *cfg, struct tls_policy *p, char 
 	return certs_check(p->anchors, cfg->ca, err, errsz);
 }
 
-struct tls_policy *tls_policy_new(const struct config *cfg, char *err, size_t errsz)
+/* policy_free(p): free p and what it holds. */
+static void policy_free(struct tls_policy *p)
+{
+	wolfSSL_CTX_free(p->ctx);
+	if (p->rules != NULL)
+		p->rules_free(p->rules);
+	certs_free(p->anchors);
+	crls_free(p->crls);
+	free(p);
+}
+
+struct tls_policy *tls_policy_new(const struct config *cfg, const struct role *role, char *err,
+    size_t errsz)
 {
 	struct tls_policy *p = calloc(1, sizeof(*p));
 
@@ -623,12 +551,11 @@ struct tls_policy *tls_policy_new(const struct config *cfg, char *err, size_t er
 		free(p);
 		return NULL;
 	}
-	if (own_certs_check(cfg, p, err, errsz) < 0 || rules_new(cfg, &p->rules, err, errsz) < 0 ||
+	p->rules_free = role->rules_free;
+	if (own_certs_check(cfg, p, err, errsz) < 0 ||
+	    (role->rules_new != NULL && role->rules_new(cfg, &p->rules, err, errsz) < 0) ||
 	    (p->ctx = tls_ctx_new(cfg, p->crls, err, errsz)) == NULL) {
-		authz_free(p->rules);
-		certs_free(p->anchors);
-		crls_free(p->crls);
-		free(p);
+		policy_free(p);
 		return NULL;
 	}
 	/* A resumed session shows no certificate: where identity or revocation
@@ -666,11 +593,7 @@ void tls_policy_release(struct tls_policy *p)
 {
 	if (p == NULL || atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
-	wolfSSL_CTX_free(p->ctx);
-	authz_free(p->rules);
-	certs_free(p->anchors);
-	crls_free(p->crls);
-	free(p);
+	policy_free(p);
 }
 
 static const char *alert_reason(int code)

@@ -16,7 +16,7 @@ int tls_init(void);
 /** tls_cleanup(): release wolfSSL's global state. */
 void tls_cleanup(void);
 
-struct authz;
+struct role;
 struct tls_certs;
 struct tls_crls;
 
@@ -26,7 +26,8 @@ struct tls_crls;
  * open connections. */
 struct tls_policy {
 	WOLFSSL_CTX *ctx;
-	struct authz *rules;		/* server: --allow-* and --allow-file; NULL: none */
+	void *rules;			/* the role's: allow rules, pins; NULL: none */
+	void (*rules_free)(void *);	/* and how they are freed */
 	struct tls_certs *anchors;	/* the --ca certificates, parsed; NULL: no --ca */
 	struct tls_crls *crls;		/* issuer and nextUpdate of each --crl */
 	atomic_int refs;
@@ -38,9 +39,11 @@ struct tls_policy_slot {
 	struct tls_policy *cur;
 };
 
-/** tls_policy_new(cfg, err, errsz): load everything cfg names into a new
- *  policy holding one reference.  NULL with the file and cause in err. */
-struct tls_policy *tls_policy_new(const struct config *cfg, char *err, size_t errsz);
+/** tls_policy_new(cfg, role, err, errsz): load everything cfg names, and the
+ *  role's rules, into a new policy holding one reference.  NULL with the
+ *  file and cause in err. */
+struct tls_policy *tls_policy_new(const struct config *cfg, const struct role *role, char *err,
+    size_t errsz);
 
 /** tls_policy_get(slot): the current policy, with a reference for the caller. */
 struct tls_policy *tls_policy_get(struct tls_policy_slot *slot);

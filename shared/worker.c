@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "ratelimit.h"
 
 #define ACCEPT_BATCH 64		/* accepts per wakeup, for fairness */
 #define PAUSE_RETRY 0.1		/* seconds between re-checks while paused */
@@ -32,7 +31,7 @@ struct worker {
 	int lfd;
 	ev_io accept_w;
 	ev_timer pause_w;	/* re-checks the gate while accepting is paused */
-	ev_timer flush_w;	/* server: logs the counts of rate-limited lines */
+	ev_timer flush_w;	/* the role's flush each second (rate-limited lines) */
 	ev_async stop_w;	/* from any thread: stop (and maybe force) */
 	ev_async reach_w;	/* from any thread: the upstream was lost or found */
 	atomic_int force;
@@ -191,10 +190,11 @@ static void listener_close(struct worker *w)
 
 static void flush_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 {
+	const struct role *role = tw->data;
+
 	(void)loop;
-	(void)tw;
 	(void)revents;
-	ratelimit_flush(0);
+	role->flush(0);
 }
 
 static void on_empty(struct conn_set *s)
@@ -259,8 +259,9 @@ struct worker *worker_new(struct tunnel *t, int lfd)
 		ev_io_start(loop, &w->accept_w);
 	ev_async_start(loop, &w->stop_w);
 	ev_async_start(loop, &w->reach_w);
-	ev_timer_init(&w->flush_w, flush_cb, RATELIMIT_WINDOW, RATELIMIT_WINDOW);
-	if (t->role == ROLE_SERVER)
+	ev_timer_init(&w->flush_w, flush_cb, 1., 1.);
+	w->flush_w.data = (void *)t->role;
+	if (t->role->flush != NULL)
 		ev_timer_start(loop, &w->flush_w);
 	return w;
 }
@@ -511,7 +512,8 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		ev_signal_stop(m.loop, &sig[i]);
 	watch_stop(m.loop, &m.watch);
 	ev_timer_stop(m.loop, &m.trim_w);
-	ratelimit_flush(1);	/* the counts of the last rate-limited lines */
+	if (t->role->flush != NULL)
+		t->role->flush(1);	/* the counts of the last rate-limited lines */
 	if (rc == 0)
 		log_info("stopped", NULL);
 out:

@@ -4,20 +4,22 @@
  * Invariants: an error is one NUL-terminated line in its buffer; a config
  * that loads prints (config_print, what --check shows) as a file that loads
  * again and prints the same; everything is freed (LeakSanitizer). */
+#include "client.h"
 #include "config.h"
+#include "server.h"
 #include "fuzz.h"
 
 #define ERRSZ 512
 
 /* load(role, path, cfg, err): config_load with only --config path. */
-static int load(enum role role, const char *path, struct config *cfg, char *err)
+static int load(enum role_id role, const char *path, struct config *cfg, char *err)
 {
 	static char prog[] = "tlsfwd-fuzz";	/* cfg->prog points to it */
 	char flag[] = "--config", p[64];
 	char *argv[] = { prog, flag, p, NULL };
 
 	snprintf(p, sizeof(p), "%s", path);
-	return config_load(cfg, role, prog, 3, argv, err, ERRSZ);
+	return config_load(cfg, role == ROLE_CLIENT ? &client_role : &server_role, prog, 3, argv, err, ERRSZ);
 }
 
 /* printed(cfg, len): config_print's output in a malloc'd buffer. */
@@ -32,7 +34,7 @@ static char *printed(const struct config *cfg, size_t *len)
 	return buf;
 }
 
-static void one_role(enum role role, const char *path)
+static void one_role(enum role_id role, const char *path)
 {
 	struct config cfg, again;
 	char *err = malloc(ERRSZ), *out, *out2, path2[64];

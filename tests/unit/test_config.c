@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "config.h"
+#include "server.h"
 #include "log.h"
 
 #define MAXARGS 48
@@ -84,7 +86,7 @@ static const char *tmp_file(struct fx *f, const char *text)
 
 /* load(f, cfg, role, arg..., NULL): config_load with these flags after the
  * program name; cfg is freed first, so a test may load again. */
-static int load(struct fx *f, struct config *cfg, enum role role, ...)
+static int load(struct fx *f, struct config *cfg, enum role_id role, ...)
 {
 	char *argv[MAXARGS + 1];
 	int argc = 0;
@@ -101,7 +103,7 @@ static int load(struct fx *f, struct config *cfg, enum role role, ...)
 	argv[argc] = NULL;
 	config_free(cfg);
 	f->err[0] = '\0';
-	return config_load(cfg, role, argv[0], argc, argv, f->err, sizeof(f->err));
+	return config_load(cfg, role == ROLE_CLIENT ? &client_role : &server_role, argv[0], argc, argv, f->err, sizeof(f->err));
 }
 
 #define CLIENT_REQ "--server", "logs.example.com:24284", "--ca", "/etc/ca.pem", \
@@ -687,7 +689,7 @@ static void test_lists(void **state)
 
 /* file_error(f, role, text, line, rest): loading a file holding text fails
  * with "PATH:LINE: rest". */
-static void file_error(struct fx *f, enum role role, const char *text, int line,
+static void file_error(struct fx *f, enum role_id role, const char *text, int line,
     const char *rest)
 {
 	const char *p;
@@ -1140,7 +1142,7 @@ static void test_free_releases_everything(void **state)
 	assert_null(c->server.v);
 }
 
-static char *usage_text(enum role role, const char *prog)
+static char *usage_text(enum role_id role, const char *prog)
 {
 	char *buf = NULL;
 	size_t len = 0;
