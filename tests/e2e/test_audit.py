@@ -30,7 +30,7 @@ def no_certificate_attempt(server):
 def test_audit_file_accept_deny_close(tf, tmp_path, pki):
     log = tmp_path / "audit.jsonl"
     sink = tf.tcp_sink()
-    server = tf.server(sink, audit_file=log)
+    server = tf.server(sink, audit_file=log, log_level="debug")
     client = tf.client(server, no_tls_resume=True)
     app = tf.connect(client)
     far = sink.accept()
@@ -47,6 +47,11 @@ def test_audit_file_accept_deny_close(tf, tmp_path, pki):
     assert len(acc["fingerprint"]) == 64 and acc["serial"]
     assert acc["peer"] == close["peer"]
     assert close["bytes_in"] == 1000 and close["bytes_out"] == 40 and close["duration"] >= 0
+    # The verified identity lives as long as the connection: its close names it too.
+    for key in ("subject", "issuer", "serial", "fingerprint"):
+        assert close[key] == acc[key], key
+    closed = server.wait_for(lambda r: r.get("msg") == "closed", wait_time(10), "closed")
+    assert closed["subject"] == "/CN=client.test", closed
     assert deny["reason"] == "no_certificate" and "subject" not in deny
     for e in events:
         assert e["time"].endswith("Z")
