@@ -24,7 +24,7 @@ int pins_parse(const char *text, struct pin *pin, char *why, size_t whysz)
 	/* Another kind of rule (cn:, dns:, ...) is no pin; a colon after two
 	 * hex digits is part of one. */
 	if ((colon = strchr(s, ':')) != NULL && strncasecmp(s, "sha256:", 7) != 0 &&
-	    strncasecmp(s, "spki:", 5) != 0) {
+	    strncasecmp(s, "spki:", 5) != 0 && strncasecmp(s, "sha256 Fingerprint=", 19) != 0) {
 		for (i = 0; s + i < colon && isxdigit((unsigned char)s[i]); i++)
 			;
 		if (s + i < colon || i != 2) {
