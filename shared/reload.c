@@ -14,6 +14,25 @@
 #include "log.h"
 #include "tls.h"
 
+/*-
+ * The role's part, in one place (to become a role hook): the server's
+ * allow-rule file is one more file a reload reads, and SIGUSR1 reopens its
+ * audit trail.  The rules themselves are built by tls_policy_new().
+ */
+
+/* role_files(cfg, fn, arg): call fn on the role's own files a reload reads. */
+static void role_files(const struct config *cfg, void (*fn)(const char *, void *), void *arg)
+{
+	if (cfg->allow_file != NULL)
+		fn(cfg->allow_file, arg);
+}
+
+/* role_reopen(): SIGUSR1, after logrotate moved the audit file. */
+static void role_reopen(void)
+{
+	audit_reopen();
+}
+
 /* each_file(cfg, fn, arg): call fn on every file a reload reads. */
 static void each_file(const struct config *cfg, void (*fn)(const char *, void *), void *arg)
 {
@@ -26,8 +45,7 @@ static void each_file(const struct config *cfg, void (*fn)(const char *, void *)
 			fn(one[i], arg);
 	for (k = 0; k < cfg->crl.n; k++)
 		fn(cfg->crl.v[k], arg);
-	if (cfg->allow_file != NULL)	/* the server's allow rules */
-		fn(cfg->allow_file, arg);
+	role_files(cfg, fn, arg);
 }
 
 /* sig_add(path, arg): fold path's (dev, inode, size, mtime) into the
@@ -81,12 +99,11 @@ static void reload_files(void *arg, int forced)
 	reach_kick(&r->t->reach);	/* new keys or CAs may be what was missing */
 }
 
-/* reload_reopen(arg): SIGUSR1, after logrotate moved the audit file.  The
- * one role-specific call of this module (the server's audit trail). */
+/* reload_reopen(arg): SIGUSR1: reopen log-like files. */
 static void reload_reopen(void *arg)
 {
 	(void)arg;
-	audit_reopen();
+	role_reopen();
 }
 
 /* watch_add(path, arg): watch path's directory on the inotify fd at arg
