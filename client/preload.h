@@ -1,10 +1,53 @@
-/* preload: what the hooks (preload.c) and the inline client core
- * (preload_inline.c) of libtlsfwd-preload.so say to each other. */
+/* preload: what the hooks (preload.c), the environment and intercept rules
+ * (preload_env.c) and the inline client core (preload_inline.c) of
+ * libtlsfwd-preload.so say to each other. */
 #ifndef TLSFWD_PRELOAD_H
 #define TLSFWD_PRELOAD_H
 
 #include <netinet/in.h>
 #include <stddef.h>
+#include <sys/socket.h>
+
+/* An internet socket address of either family. */
+union inaddr {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+};
+
+/* preload_addr_len(u): the length of u's address. */
+static inline socklen_t preload_addr_len(const union inaddr *u)
+{
+	return u->sa.sa_family == AF_INET ? sizeof(u->sin) : sizeof(u->sin6);
+}
+
+/** preload_addr_same(x, xlen, y, ylen): whether x and y are the same
+ *  internet address and port (a v4-mapped IPv6 address is its IPv4 one). */
+int preload_addr_same(const struct sockaddr *x, socklen_t xlen, const struct sockaddr *y,
+    socklen_t ylen);
+
+/** preload_env_load(): read TLSFWD_INTERCEPT and what goes with it, once;
+ *  say on stderr if it is misconfigured.  Returns non-zero if the shim
+ *  intercepts. */
+int preload_env_load(void);
+
+/** preload_env_active(): non-zero if the shim intercepts (TLSFWD_INTERCEPT
+ *  is set, or the configuration could not be read: it fails closed). */
+int preload_env_active(void);
+
+/** preload_env_fail_closed(): the configuration could not be read: refuse
+ *  every intercepted connect. */
+void preload_env_fail_closed(void);
+
+/** preload_env_intercepted(sa, len): non-zero if a connect to sa is to be
+ *  tunnelled (re-resolving the names first if it may be theirs). */
+int preload_env_intercepted(const struct sockaddr *sa, socklen_t len);
+
+/** preload_env_target(domain, to): where an intercepted connect on a socket
+ *  of domain goes instead (the tlsfwd-client or the inline core).  Returns
+ *  0, or -1 if it is to be refused (misconfigured, or no address for that
+ *  family: said once). */
+int preload_env_target(int domain, union inaddr *to);
 
 /* Hooks called on a thread inside the shim (the core's own thread, or while
  * the shim resolves names or starts the core) pass straight through to libc. */

@@ -39,6 +39,7 @@
 #include "client.h"
 #include "log.h"
 #include "preload.h"
+#include "reload.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -55,7 +56,7 @@ static struct {
 	int ended;
 	struct config cfg;
 	struct tunnel t;
-	struct reloader r;
+	struct reload r;
 	struct worker *w;
 	struct sockaddr_in addr;	/* the core's listener */
 } core = {
@@ -99,7 +100,7 @@ static void core_ended(void *arg)
 /* core_release(): free what a stopped (or, in a child, abandoned) core held. */
 static void core_release(void)
 {
-	reloader_close(&core.r);
+	reload_close(&core.r);
 	daemon_tunnel_close(&core.t);
 	tls_cleanup();
 	core.w = NULL;
@@ -172,14 +173,14 @@ static int core_start(char *err, size_t errsz)
 		snprintf(err, errsz, "cannot create the event loop");
 		goto fail;
 	}
-	reloader_init(&core.r, &core.cfg, &core.t);
+	reload_init(&core.r, &core.cfg, &core.t);
 	worker_watch(core.w, &core.r.hooks);
 	pthread_once(&atfork_once, register_atfork);
 	core.ended = 0;
 	if (worker_start(core.w, &th) < 0) {
 		snprintf(err, errsz, "cannot start the client thread");
 		worker_free(core.w);
-		reloader_close(&core.r);
+		reload_close(&core.r);
 		goto fail;
 	}
 	return 0;

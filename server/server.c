@@ -81,6 +81,13 @@ static void server_cleanup(struct tunnel *t)
 	t->role_data = NULL;
 }
 
+/* server_files(cfg, fn, arg): the allow-file is one more file a reload reads. */
+static void server_files(const struct config *cfg, void (*fn)(const char *, void *), void *arg)
+{
+	if (cfg->allow_file != NULL)
+		fn(cfg->allow_file, arg);
+}
+
 static int server_start(const struct config *cfg, char *err, size_t errsz)
 {
 	return audit_open(cfg->audit_file, cfg->audit_forward, cfg->audit_tag, err, errsz);
@@ -303,6 +310,7 @@ const struct role server_role = {
 	.start = server_start,
 	.stop = audit_close,
 	.reopen = audit_reopen,
+	.files = server_files,
 	.flush = ratelimit_flush,
 	.rules_new = server_rules_new,
 	.rules_free = server_rules_free,

@@ -26,19 +26,5 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 /** daemon_tunnel_close(t): release what daemon_tunnel_open() set up. */
 void daemon_tunnel_close(struct tunnel *t);
 
-/* Reloads: the files cfg names are watched; a change (or SIGHUP) builds a
- * new TLS policy for t, put in force only if all of it loads. */
-struct reloader {
-	const struct config *cfg;
-	struct tunnel *t;
-	unsigned long long files_sig;	/* of the files in force */
-	struct workers_hooks hooks;	/* for workers_run() or worker_watch() */
-};
-
-/** reloader_init(r, cfg, t): start watching (a warning if inotify is missing). */
-void reloader_init(struct reloader *r, const struct config *cfg, struct tunnel *t);
-
-/** reloader_close(r): stop watching. */
-void reloader_close(struct reloader *r);
 
 #endif

@@ -40,6 +40,9 @@ struct role {
 	int (*start)(const struct config *cfg, char *err, size_t errsz);	/* before the workers */
 	void (*stop)(void);			/* after them */
 	void (*reopen)(void);			/* SIGUSR1: reopen what logrotate moved */
+	/* files(cfg, fn, arg): call fn on the role's own files a reload
+	 * reads and watches (the allow-file). */
+	void (*files)(const struct config *cfg, void (*fn)(const char *, void *), void *arg);
 	void (*flush)(int last);		/* each second on each worker, and
 						 * once at exit with last set */
 	/* rules_new(cfg, &rules, err, errsz): the certificate rules a reload

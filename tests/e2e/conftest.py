@@ -105,6 +105,22 @@ def split_addr(addr):
     return host.strip("[]"), int(port)
 
 
+def listening(port):
+    """Whether a TCP socket of this network namespace listens on port
+    (/proc/net/tcp and tcp6: local address ...:PORT in state 0A, LISTEN)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rpartition(":")[2], 16) == port:
+                        return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
 def connect(addr, timeout=None, allow_reset=False):
     """A TCP connection to 'host:port', bound first so getsockname() is known
     even when the daemon resets it during connect() (allow_reset=True returns
@@ -497,6 +513,16 @@ class Daemon:
     def wait_listening(self):
         self.wait_for(lambda r: r.get("msg") == "listening", wait_time(20), "msg=listening")
         return self
+
+    def wait_listeners_closed(self, timeout=None):
+        """Wait until no socket listens on the daemon's --listen port any more
+        (after "stopping", each worker closes its listener; no line says so)."""
+        port = split_addr(self.address)[1]
+        deadline = time.monotonic() + (timeout or wait_time(15))
+        while listening(port):
+            assert time.monotonic() < deadline, \
+                f"{self.name} still listens on {self.address}\n{self.describe()}"
+            time.sleep(0.02)
 
     # -- process --
     @property

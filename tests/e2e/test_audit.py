@@ -121,7 +121,10 @@ def test_audit_file_reopened_on_sigusr1(tf, tmp_path):
     rotated = tmp_path / "audit.jsonl.1"
     log.rename(rotated)
     server.signal(signal.SIGUSR1)
-    time.sleep(0.3)
+    deadline = time.monotonic() + wait_time(15)
+    while not log.exists():                       # the reopen creates the file anew
+        assert time.monotonic() < deadline, f"SIGUSR1 did not reopen {log}\n{server.describe()}"
+        time.sleep(0.02)
     send_and_expect(tf.connect(client), sink.accept(), b"two")
     assert [e["kind"] for e in read_events(log, 1)][:1] == ["accept"]   # the new file
     assert [e["kind"] for e in read_events(rotated, 1)] == ["accept"]   # the old one kept its line

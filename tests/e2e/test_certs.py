@@ -2,9 +2,12 @@
 tools people will use them with (openssl verify, Python's ssl module, stunnel,
 wolfSSL itself), and what it prints is checked against openssl.
 
-Self-contained: no fixture from conftest.py; every test works in its own
-tmp_path.  TLSFWD_BUILD names the directory holding tlsfwd-certs (default
-build/); TLSFWD_VALGRIND=1 runs every tlsfwd-certs command under valgrind.
+Its PKI is made by tlsfwd-certs itself (make_pki), since those certificates
+are what is under test; conftest's PKI (pki.py, openssl-made) is for the
+daemons' tests.  From conftest it takes free_port and, for stunnel, the tf
+fixture; every test works in its own tmp_path.  TLSFWD_BUILD names the
+directory holding tlsfwd-certs (default build/); TLSFWD_VALGRIND=1 runs every
+tlsfwd-certs command under valgrind.
 """
 
 import base64

@@ -68,8 +68,8 @@ def test_signal_stops_accepting_and_lets_connections_finish(tunnel, target, sig)
     daemon.signal(sig)
     daemon.wait_for(lambda r: r.get("msg", "").startswith("stopping:"), what="msg=stopping")
     # The line comes before the workers are told (ev_async) and no line says
-    # they closed their listeners: a pause for that hand-off.
-    time.sleep(wait_time(0.5))
+    # they closed their listeners: wait until the kernel has none left.
+    daemon.wait_listeners_closed()
     assert_not_served(tunnel)
     bg.wait_moving(bg.moved + 512 * 1024)          # the open connection keeps flowing
     assert daemon.running, f"{daemon.name} exited with a connection open\n{daemon.describe()}"

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, VALGRIND, wait_time
+from conftest import BUILD, VALGRIND, parse_log_line, wait_time
 
 SHIM = BUILD / "libtlsfwd-preload.so"
 PROBES = BUILD / "probe"
@@ -463,7 +463,7 @@ def test_inline_reloads_changed_certificates(tf, pki):
     cert.write_bytes(pki.client_other.cert.read_bytes())      # another CA: refused
     key.write_bytes(pki.client_other.key.read_bytes())
     key.chmod(0o600)
-    conf = client_conf(tf, server, cert=cert, key=key, log_level="warn")
+    conf = client_conf(tf, server, cert=cert, key=key, log_level="info")
     script = ("import socket, sys, time\n"
               "def once(msg):\n"
               "    try:\n"
@@ -482,13 +482,19 @@ def test_inline_reloads_changed_certificates(tf, pki):
               "        break\n"
               "    time.sleep(0.1)\n"
               "print(got, flush=True)\n")
-    p = tf.popen(["/usr/bin/python3", "-c", script], env=shim_env(TLSFWD_CONFIG=conf),
-                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                 text=True)
+    log = tf.tmp / "inline.stderr"                  # the core's log lines
+    with open(log, "w") as err:
+        p = tf.popen(["/usr/bin/python3", "-c", script], env=shim_env(TLSFWD_CONFIG=conf),
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
     assert p.stdout.readline().strip() in ("b''", "ConnectionResetError")  # refused
     cert.write_bytes(pki.client.cert.read_bytes())
     key.write_bytes(pki.client.key.read_bytes())
-    time.sleep(wait_time(1.5))                       # the watch settles for 0.5 s
+    deadline = time.monotonic() + wait_time(15)     # the watch settles for 0.5 s, then:
+    while not any(parse_log_line(line).get("msg", "").startswith("reloaded")
+                  for line in log.read_text(errors="replace").splitlines()):
+        assert p.poll() is None and time.monotonic() < deadline, \
+            f"the inline core did not reload:\n{log.read_text(errors='replace')}"
+        time.sleep(0.05)
     p.stdin.write("go\n")
     p.stdin.flush()
     # The refusal shut the core's listener; after the reload its probe (an
@@ -497,8 +503,8 @@ def test_inline_reloads_changed_certificates(tf, pki):
         pass
     assert data == b"second"
     assert p.stdout.readline().strip() == "b'reply:second'"
-    rc, out, err = finish(p)
-    assert rc == 0, out + err
+    rc, out, _ = finish(p)
+    assert rc == 0, out + log.read_text(errors="replace")
 
 
 # ---------------------------------------------------------------------------

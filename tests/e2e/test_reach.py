@@ -111,10 +111,11 @@ def test_accept_while_unreachable_keeps_the_old_way(tf):
 
 def test_probes_are_quiet(tf):
     """While down, probes log nothing per attempt: one line for the change."""
-    client = tf.client(f"127.0.0.1:{free_port()}")
+    client = tf.client(f"127.0.0.1:{free_port()}", log_level="debug")   # a probe: debug
     assert_told(outcome(client.address))
     wait_msg(client, LOST)
-    time.sleep(1.5)                              # several probes (0.1, 0.2, 0.4, 0.8 s)
+    client.wait_for(lambda r: sum(1 for x in client.records() if x.get("peer") == "probe") >= 3,
+                    what="3 probes (0.1, 0.2, 0.4 s apart)")
     warns = client.warnings()
     assert len(warns) <= 2, warns                # the connection's line and the change
 
