@@ -15,6 +15,7 @@
 #define UPSTREAM_ADDRS 8
 
 struct authz_nets;
+struct filter;
 struct peers;
 
 /* Where a connection goes: a tlsfwd-server (client role) or Fluentd (server role). */
@@ -41,6 +42,9 @@ struct tunnel {
 	long max_handshakes;		/* server: pending handshakes per worker; 0: no limit */
 	atomic_long active;		/* open connections, all workers */
 	struct reach reach;		/* the listeners follow the upstreams */
+	/* When set: makes a new connection's filter stages, f[i] for the
+	 * bytes read from end[i] (NULL: none).  0, or -1 out of memory. */
+	int (*filters)(struct tunnel *t, struct filter *f[2]);
 };
 
 struct conn;
