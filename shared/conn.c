@@ -18,15 +18,14 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
-#include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
+#include "filter.h"
 #include "log.h"
 #include "ring.h"
 #include "x509.h"
+#include "xport.h"
 
-#define TLS_RECORD_MAX 16384	/* plaintext bytes in one TLS record */
-#define TLS_READAHEAD 32768	/* ciphertext bytes read from a TLS socket at once */
 #define CONN_TURN 65536	/* bytes a connection reads before the others' turn */
 #define PROBE_FIRST 0.1		/* seconds from losing the upstream to the first probe */
 #define PROBE_MAX 2.0		/* the probes' back-off stops growing here */
@@ -52,6 +51,7 @@ static const struct {
 	[CONN_DRAIN_TIMEOUT]	 = { "drain timed out", LOG_INFO },
 	[CONN_NOMEM]		 = { "out of memory", LOG_ERROR },
 	[CONN_SHUTDOWN]		 = { "closed at shutdown", LOG_INFO },
+	[CONN_BAD_INPUT]	 = { "dropped: bad input", LOG_WARN },
 };
 
 static void conn_update(struct conn *c);
@@ -62,21 +62,6 @@ static void verdict_free(struct conn *c);
 static int tls_end(const struct conn *c)
 {
 	return c->s->t->role->tls_end;
-}
-
-static const char *errno_reason(int e)
-{
-	switch (e) {
-	case ECONNREFUSED:	return "connect_refused";
-	case ETIMEDOUT:		return "connect_timeout";
-	case EHOSTUNREACH:
-	case ENETUNREACH:	return "unreachable";
-	case ECONNRESET:	return "reset";
-	case EPIPE:		return "broken_pipe";
-	case EMFILE:
-	case ENFILE:		return "out_of_fds";
-	default:		return "connect_failed";
-	}
 }
 
 static void watch(struct conn *c, ev_io *w, int on)
@@ -94,27 +79,14 @@ static void timer_arm(struct conn *c, ev_tstamp after)
 	ev_timer_start(c->s->loop, &c->timer);
 }
 
-/* end_close(e, abortive): stop e's watchers, free its TLS, close its socket. */
+/* end_close(e, abortive): stop e's watchers, free its transport (TLS),
+ * close its socket. */
 static void end_close(struct conn *c, struct end *e, int abortive)
 {
 	watch(c, &e->rio, 0);
 	watch(c, &e->wio, 0);
-	if (e->ssl != NULL) {
-		wolfSSL_free(e->ssl);
-		e->ssl = NULL;
-	}
-	free(e->rx);
-	e->rx = NULL;
-	e->rx_len = 0;
-	if (e->fd >= 0) {
-		if (abortive) {
-			struct linger lg = { 1, 0 };
-
-			(void)setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
-		close(e->fd);
-		e->fd = -1;
-	}
+	if (e->ops != NULL)
+		e->ops->close(e, abortive);
 }
 
 static void end_open(struct conn *c, struct end *e, int fd);
@@ -133,6 +105,7 @@ static void conn_free(struct conn *c, int abortive)
 	for (i = 0; i < 2; i++) {
 		end_close(c, &c->end[i], abortive);
 		ring_free(&c->ring[i]);
+		filter_free(c->filter[i]);
 	}
 	tls_policy_release(c->pol);
 	if (c->prev != NULL)
@@ -316,62 +289,6 @@ static const char *tls_failure(struct conn *c, struct end *e, int err)
 	return tls_reason(e->ssl, err);
 }
 
-/* rx_wait(e): end e's socket is empty: let go of the read-ahead buffer and
- * wait for EV_READ. */
-static int rx_wait(struct end *e)
-{
-	e->drained = 1;
-	free(e->rx);
-	e->rx = NULL;
-	return WOLFSSL_CBIO_ERR_WANT_READ;
-}
-
-/*-
- * tls_recv(ssl, buf, sz, e): wolfSSL's receive callback for end e.  wolfSSL
- * asks for each record's 5-byte header, then for its body: two recv() calls
- * per record, and one more that fails with EAGAIN once the socket is empty.
- * Instead, read up to TLS_READAHEAD bytes at once and serve wolfSSL from
- * them.  A recv() that returned less than it was offered emptied the socket,
- * so the next one is not tried until EV_READ fires (io_cb clears drained):
- * level-triggered epoll reports whatever arrived meanwhile.  The buffer lives
- * only while the socket streams; an idle end holds none.
- */
-static int tls_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
-{
-	struct end *e = ctx;
-	ssize_t n;
-
-	(void)ssl;
-	if (e->rx_len == 0) {
-		if (e->drained)
-			return rx_wait(e);
-		if (e->rx == NULL && (e->rx = malloc(TLS_READAHEAD)) == NULL)
-			return WOLFSSL_CBIO_ERR_GENERAL;
-		n = recv(e->fd, e->rx, TLS_READAHEAD, 0);
-		if (n == 0)
-			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
-		if (n < 0) {
-			switch (errno) {	/* as wolfSSL's own callback maps them */
-			case EAGAIN:		return rx_wait(e);
-			case EINTR:		return WOLFSSL_CBIO_ERR_ISR;
-			case ECONNRESET:	return WOLFSSL_CBIO_ERR_CONN_RST;
-			case EPIPE:
-			case ECONNABORTED:	return WOLFSSL_CBIO_ERR_CONN_CLOSE;
-			default:		return WOLFSSL_CBIO_ERR_GENERAL;
-			}
-		}
-		e->drained = n < TLS_READAHEAD;
-		e->rx_off = 0;
-		e->rx_len = (int)n;
-	}
-	if (sz > e->rx_len)
-		sz = e->rx_len;
-	memcpy(buf, e->rx + e->rx_off, (size_t)sz);
-	e->rx_off += sz;
-	e->rx_len -= sz;
-	return sz;
-}
-
 /* tls_start(c, e): a WOLFSSL for end e, verifying the peer as the role
  * says; the role sets what else the handshake needs. */
 static int tls_start(struct conn *c, struct end *e)
@@ -380,9 +297,7 @@ static int tls_start(struct conn *c, struct end *e)
 
 	if ((e->ssl = wolfSSL_new(c->pol->ctx)) == NULL)
 		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "tls_new");
-	wolfSSL_set_fd(e->ssl, e->fd);
-	wolfSSL_SSLSetIORecv(e->ssl, tls_recv);
-	wolfSSL_SetIOReadCtx(e->ssl, e);
+	xport_tls_attach(e, e->ssl);
 	wolfSSL_set_verify(e->ssl, role->verify_mode, verify_cb);
 	wolfSSL_SetCertCbCtx(e->ssl, c);
 	if (role->tls_setup != NULL && role->tls_setup(c, e->ssl) < 0)
@@ -415,7 +330,7 @@ static int conn_connect(struct conn *c)
 	}
 	c->up = t->nup - 1;
 	c->addr = 0;
-	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM, errno_reason(e));
+	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM, xport_reason(e));
 }
 
 /* conn_retry(c, why, detail): the attempt on end[1] failed; try the next
@@ -516,7 +431,7 @@ static int conn_advance(struct conn *c)
 		if (u->hwait)
 			return 0;
 		if ((err = sock_error(u->fd)) != 0)
-			return conn_retry(c, CONN_CONNECT_FAILED, errno_reason(err));
+			return conn_retry(c, CONN_CONNECT_FAILED, xport_reason(err));
 		if (tls_end(c) == 0) {	/* plaintext upstream */
 			u->ready = 1;
 			upstream_up(c);
@@ -542,6 +457,23 @@ static int end_eof(struct conn *c, int k, int truncated)
 	return 1;
 }
 
+/* end_fail(c, why, k): end k's transport failed: drop c, with the
+ * transport's reason and wolfSSL's code if there is one.  Returns -1. */
+static int end_fail(struct conn *c, enum conn_reason why, int k)
+{
+	struct end *e = &c->end[k];
+
+	if (e->code != 0)
+		c->tls_code = e->code;
+	return conn_drop(c, why, k, e->why);
+}
+
+/* want(rc): the event an XPORT_WANT_* code waits for. */
+static unsigned char want(int rc)
+{
+	return rc == XPORT_WANT_READ ? EV_READ : EV_WRITE;
+}
+
 /* fill(c, k): read from end k into ring[k].  1 progress, 0 blocked, -1 dropped. */
 static int fill(struct conn *c, int k)
 {
@@ -549,104 +481,105 @@ static int fill(struct conn *c, int k)
 	struct ring *r = &c->ring[k];
 	unsigned char *p;
 	size_t n;
-	int rc, err;
+	int rc;
 
 	if (!e->ready || e->eof || e->rwait || ring_full(r))
 		return 0;
 	if ((p = ring_wspace(r, &n)) == NULL)
 		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "ring");
-	if (e->ssl != NULL) {
-		rc = wolfSSL_read(e->ssl, p, (int)n);
-		if (c->s->t->role->tls_read != NULL)
-			c->s->t->role->tls_read(c, e->ssl);
-		if (rc > 0) {
-			ring_commit(r, (size_t)rc);
-			c->bytes[k] += (unsigned long long)rc;
-			return 1;
-		}
-		err = wolfSSL_get_error(e->ssl, rc);
-		ring_trim(r);
-		if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
-			e->rwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
-			return 0;
-		}
-		if (err == WOLFSSL_ERROR_ZERO_RETURN || err == ZERO_RETURN)
-			return end_eof(c, k, 0);	/* close_notify: a clean half-close */
-		if (err == SOCKET_PEER_CLOSED_E || rc == 0)
-			return end_eof(c, k, 1);	/* TCP closed or reset under TLS */
-		return conn_drop(c, CONN_READ_ERROR, k, tls_failure(c, e, err));
-	}
-	rc = (int)read(e->fd, p, n);
+	rc = e->ops->read(e, p, n);
+	if (e->ssl != NULL && c->s->t->role->tls_read != NULL)
+		c->s->t->role->tls_read(c, e->ssl);
 	if (rc > 0) {
 		ring_commit(r, (size_t)rc);
 		c->bytes[k] += (unsigned long long)rc;
-		if ((size_t)rc < n)
-			e->rwait = EV_READ;	/* drained the socket: wait for more */
 		return 1;
 	}
 	ring_trim(r);
-	if (rc == 0)
-		return end_eof(c, k, 0);
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		e->rwait = EV_READ;
+	switch (rc) {
+	case XPORT_WANT_READ:
+	case XPORT_WANT_WRITE:
+		e->rwait = want(rc);
 		return 0;
+	case XPORT_END:
+		return end_eof(c, k, 0);
+	case XPORT_CUT:
+		return end_eof(c, k, 1);	/* deliver what came before the cut */
+	default:
+		return end_fail(c, CONN_READ_ERROR, k);
 	}
-	if (errno == EINTR)
-		return 1;
-	if (errno == ECONNRESET)
-		return end_eof(c, k, 1);	/* deliver what came before the reset */
-	return conn_drop(c, CONN_READ_ERROR, k, errno_reason(errno));
 }
 
 /* shut(c, d): pass the EOF on to end d (close_notify and/or FIN). */
 static int shut(struct conn *c, struct end *d)
 {
+	int rc;
+
 	if (d->fd < 0) {	/* a probe's missing sender */
 		d->shut = 1;
 		return 1;
 	}
-	if (d->ssl != NULL) {
-		int rc = wolfSSL_shutdown(d->ssl);
-
-		if (rc != WOLFSSL_SUCCESS && rc != WOLFSSL_SHUTDOWN_NOT_DONE) {
-			int err = wolfSSL_get_error(d->ssl, rc);
-
-			if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
-				d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
-				return 0;
-			}
-			return conn_drop(c, CONN_WRITE_ERROR, d == &c->end[1],
-			    tls_failure(c, d, err));
-		}
+	if ((rc = d->ops->shutdown(d)) == XPORT_WANT_READ || rc == XPORT_WANT_WRITE) {
+		d->wwait = want(rc);
+		return 0;
 	}
-	/* After close_notify, the FIN: the peer's reads end either way. */
-	if (shutdown(d->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-		return conn_drop(c, CONN_WRITE_ERROR, d == &c->end[1], errno_reason(errno));
+	if (rc < 0)
+		return end_fail(c, CONN_WRITE_ERROR, d == &c->end[1]);
 	d->shut = 1;
 	return 1;
 }
 
-/* flush(c, k): write ring[k] to the other end, then pass on an EOF from end k. */
+/*-
+ * stage(c, k, &eof): run direction k's filter stage from ring[k] into its
+ * output ring until it is idle.  *eof: end k's EOF may be passed on once
+ * the output is written: the stage took all its input (or, after a cut,
+ * all it could).  1 progress, 0 none, -1 dropped: a stage error drops c
+ * abortively, on the side that sent the bytes.
+ */
+static int stage(struct conn *c, int k, int *eof)
+{
+	struct filter *f = c->filter[k];
+	struct ring *in = &c->ring[k];
+	const struct end *e = &c->end[k];
+	int last = e->eof && !e->truncated, rc, moved = 0;
+
+	while ((rc = f->ops->run(f, in, &f->out, last)) == FILTER_PROGRESS)
+		moved = 1;
+	ring_trim(&f->out);
+	if (rc < 0)
+		return conn_drop(c, CONN_BAD_INPUT, k, f->why != NULL ? f->why : "filter");
+	if (last && ring_len(in) > 0 && ring_len(&f->out) == 0)
+		return conn_drop(c, CONN_BAD_INPUT, k, "filter_stalled");
+	*eof = e->eof && (ring_len(in) == 0 || e->truncated);
+	return moved;
+}
+
+/* flush(c, k): write ring[k] (through its stage, if any) to the other end,
+ * then pass on an EOF from end k.  1 progress, 0 blocked, -1 dropped. */
 static int flush(struct conn *c, int k)
 {
 	struct end *d = &c->end[1 - k];
 	struct ring *r = &c->ring[k];
 	const unsigned char *p;
 	size_t n;
-	int rc, err;
+	int rc, eof = c->end[k].eof, staged = 0;
 
 	if (!d->ready || d->shut || d->wwait)
 		return 0;
+	if (c->filter[k] != NULL) {
+		if ((staged = stage(c, k, &eof)) < 0)
+			return -1;
+		r = &c->filter[k]->out;
+	}
 	if (d->fd < 0)		/* a probe has no sender: what upstream says is dropped */
 		ring_consume(r, ring_len(r));
 	if (ring_len(r) == 0) {
-		if (!c->end[k].eof)
-			return 0;
+		if (!eof)
+			return staged;
 		/* What came before a cut was delivered; the cut itself is
 		 * passed on as one (RST), never as a clean end. */
 		if (c->end[k].truncated)
-			return conn_drop(c, CONN_TRUNCATED, k,
-			    c->end[k].ssl != NULL ? "no_close_notify" : "reset");
+			return conn_drop(c, CONN_TRUNCATED, k, c->end[k].why);
 		return shut(c, d);
 	}
 	/* Each write carries MSG_MORE while the ring holds bytes beyond it, so
@@ -654,42 +587,17 @@ static int flush(struct conn *c, int k)
 	 * without it, pushes them all.  conn_update() goes on writing until the
 	 * ring is empty or the socket is full, so nothing is held back. */
 	p = ring_rdata(r, &n);
-	if (d->ssl != NULL) {
-		if (d->wlen > 0)
-			n = (size_t)d->wlen;	/* wolfSSL wants the same write again */
-		else if (n > TLS_RECORD_MAX)
-			n = TLS_RECORD_MAX;	/* one record per write */
-		rc = wolfSSL_send(d->ssl, p, (int)n,
-		    MSG_NOSIGNAL | (ring_len(r) > n ? MSG_MORE : 0));
-		if (rc > 0) {
-			ring_consume(r, (size_t)rc);
-			c->sent[k] += (unsigned long long)rc;
-			d->wlen = 0;
-			return 1;
-		}
-		err = wolfSSL_get_error(d->ssl, rc);
-		if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
-			d->wlen = (int)n;
-			d->wwait = err == WOLFSSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
-			return 0;
-		}
-		return conn_drop(c, CONN_WRITE_ERROR, 1 - k, tls_failure(c, d, err));
-	}
-	rc = (int)send(d->fd, p, n, MSG_NOSIGNAL | (ring_len(r) > n ? MSG_MORE : 0));
+	rc = d->ops->write(d, p, n, ring_len(r) > n);
 	if (rc > 0) {
 		ring_consume(r, (size_t)rc);
 		c->sent[k] += (unsigned long long)rc;
-		if ((size_t)rc < n)
-			d->wwait = EV_WRITE;	/* socket buffer full */
 		return 1;
 	}
-	if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		d->wwait = EV_WRITE;
-		return 0;
+	if (rc == XPORT_WANT_READ || rc == XPORT_WANT_WRITE) {
+		d->wwait = want(rc);
+		return staged;
 	}
-	if (rc < 0 && errno == EINTR)
-		return 1;
-	return conn_drop(c, CONN_WRITE_ERROR, 1 - k, errno_reason(errno));
+	return end_fail(c, CONN_WRITE_ERROR, 1 - k);
 }
 
 /* conn_update(c): move bytes both ways until nothing moves or c has read
@@ -750,7 +658,8 @@ static void conn_update(struct conn *c)
 
 		if (e->ready && !e->eof && !ring_full(&c->ring[k]))
 			ev |= e->rwait;
-		if (e->ready && !e->shut && (ring_len(&c->ring[1 - k]) > 0 || c->end[1 - k].eof))
+		if (e->ready && !e->shut && (ring_len(&c->ring[1 - k]) > 0 || c->end[1 - k].eof ||
+		    (c->filter[1 - k] != NULL && ring_len(&c->filter[1 - k]->out) > 0)))
 			ev |= e->wwait;
 		if (e->fd >= 0) {
 			watch(c, &e->rio, ev & EV_READ);
@@ -830,6 +739,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void end_open(struct conn *c, struct end *e, int fd)
 {
 	e->fd = fd;
+	xport_tcp_attach(e);
 	e->rwait = e->wwait = e->hwait = e->drained = 0;
 	ev_io_init(&e->rio, io_cb, fd, EV_READ);
 	ev_io_init(&e->wio, io_cb, fd, EV_WRITE);
@@ -843,6 +753,12 @@ static struct conn *conn_new(struct conn_set *s)
 
 	if (c == NULL)
 		return NULL;
+	if (s->t->filters != NULL && s->t->filters(s->t, c->filter) < 0) {
+		filter_free(c->filter[0]);
+		filter_free(c->filter[1]);
+		free(c);
+		return NULL;
+	}
 	c->s = s;
 	c->next = s->head;
 	if (s->head != NULL)

@@ -14,6 +14,9 @@
 #include "sock.h"
 #include "tls.h"
 #include "upstream.h"
+#include "xport.h"
+
+struct filter;
 
 /* What every connection of the process shares; read-only once workers run. */
 struct tunnel {
@@ -27,6 +30,9 @@ struct tunnel {
 	void *role_data;		/* the role's own, from its prepare() */
 	atomic_long active;		/* open connections, all workers */
 	struct reach reach;		/* the listeners follow the upstreams */
+	/* When set: makes a new connection's filter stages, f[i] for the
+	 * bytes read from end[i] (NULL: none).  0, or -1 out of memory. */
+	int (*filters)(struct tunnel *t, struct filter *f[2]);
 };
 
 enum conn_state {
@@ -49,6 +55,7 @@ enum conn_reason {
 	CONN_DRAIN_TIMEOUT,
 	CONN_NOMEM,
 	CONN_SHUTDOWN,
+	CONN_BAD_INPUT,		/* a filter stage refused what a side sent */
 };
 
 /* Which side a failure is on, for conn_drop() and the log. */
@@ -56,23 +63,6 @@ enum conn_side {
 	SIDE_NONE = -1,		/* neither: a timeout, shutdown, out of memory */
 	SIDE_PEER = 0,		/* end[0], the accepted connection */
 	SIDE_UPSTREAM = 1,	/* end[1], the connection we made */
-};
-
-struct end {
-	int fd;			/* -1 when not open */
-	WOLFSSL *ssl;		/* NULL: plaintext (or TLS not started yet) */
-	ev_io rio, wio;
-	unsigned char rwait;	/* the last read blocked: EV_READ/EV_WRITE it waits for */
-	unsigned char wwait;	/* the same for write and TLS shutdown */
-	unsigned char hwait;	/* the same for connect and handshake */
-	unsigned char ready;	/* connected, handshake done: bytes may flow */
-	unsigned char eof;	/* no more bytes will be read from this end */
-	unsigned char truncated;	/* eof without close_notify, or reset */
-	unsigned char shut;	/* EOF has been passed on to this end */
-	unsigned char drained;	/* TLS: the last recv() emptied the socket */
-	int wlen;		/* TLS: length of a write that must be retried */
-	unsigned char *rx;	/* TLS: ciphertext read ahead, NULL while none */
-	int rx_off, rx_len;	/* its unread bytes: rx[rx_off .. rx_off + rx_len) */
 };
 
 /* One tunnelled connection.  The pump (conn.c) owns it; the role hooks
@@ -84,6 +74,7 @@ struct conn {
 	int probe;		/* no sender: asks whether the upstream answers */
 	struct end end[2];	/* 0: accepted, 1: connected upstream */
 	struct ring ring[2];	/* ring[i] holds bytes read from end[i] */
+	struct filter *filter[2];	/* the stage between ring[i] and end[1 - i], or NULL */
 	ev_timer timer;		/* handshake, connect or drain, by state */
 	ev_timer turn;		/* due at once: the rest of a turn cut at CONN_TURN */
 	ev_tstamp start, last;	/* accept time, last byte moved */
