@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "der.h"
+#include "der_buf.h"
 #include "file.h"
 #include "fp.h"
 #include "gen.h"

@@ -4,7 +4,7 @@
  * with real certificates (corpus/x509, made by gen-x509-corpus.sh).
  *
  * Invariants: every element der_read() accepts is minimal DER, so writing it
- * back with der_put_tlv() gives the same bytes; a dotted OID encodes back to
+ * back with der_buf_tlv() gives the same bytes; a dotted OID encodes back to
  * its contents; every text output is NUL-terminated inside its buffer, for
  * any buffer size; an identity does not borrow from the DER (it is read after
  * the input is freed), its digests are those of the input, its subject and
@@ -19,6 +19,7 @@
 
 #include "authz.h"
 #include "der.h"
+#include "der_buf.h"
 #include "fp.h"
 #include "fuzz.h"
 #include "x509.h"
@@ -118,7 +119,7 @@ static void der_walk(const unsigned char *p, size_t len, int depth)
 		{
 			struct der_buf b = { 0 };
 
-			der_put_tlv(&b, t.tag, t.val, t.len);
+			der_buf_tlv(&b, t.tag, t.val, t.len);
 			CHECK(!b.err && b.len == t.rawlen && memcmp(b.p, t.raw, b.len) == 0,
 			    "element of %zu bytes is not minimal DER", t.rawlen);
 			der_buf_free(&b);
