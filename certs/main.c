@@ -28,6 +28,7 @@
 #include "kube.h"
 #include "san.h"
 #include "show.h"
+#include "text.h"
 #include "x509.h"
 
 #define PROG "tlsfwd-certs"
@@ -464,7 +465,7 @@ static int run_issue(const struct command *cmd, struct opts *o)
 	}
 	if (key_pem(&key, pass, &rng, &keypem, &key_pemlen, err, sizeof(err)) != 0)
 		goto fail;
-	if (x509_pem(der, derlen, &crt_pem, &crt_pemlen) != 0) {
+	if (text_pem(der, derlen, &crt_pem, &crt_pemlen) != 0) {
 		snprintf(err, sizeof(err), "cannot encode the certificate as PEM");
 		goto fail;
 	}

@@ -22,7 +22,9 @@
 #include "der_buf.h"
 #include "fp.h"
 #include "fuzz.h"
+#include "text.h"
 #include "x509.h"
+#include "x509_name.h"
 
 #define MAX_DEPTH 32
 
@@ -154,7 +156,7 @@ static void check_texts(const struct x509 *x)
 		char *buf = malloc(n);
 
 		CHECK(buf != NULL, "out of memory");
-		x509_name_text(&x->subject, buf, n);
+		text_name(&x->subject, buf, n);
 		CHECK(fuzz_cstr_in(buf, n), "x509_name_text (n=%zu)", n);
 		x509_name_line(&x->issuer, buf, n);
 		CHECK(fuzz_cstr_in(buf, n), "x509_name_line (n=%zu)", n);
@@ -167,7 +169,7 @@ static void check_texts(const struct x509 *x)
 		if (x->san_present) {
 			der_enter(&x->san, &d);
 			while (der_read(&d, &gn) == 1) {
-				x509_gn_text(&gn, buf, n);
+				text_gn(&gn, buf, n);
 				CHECK(fuzz_cstr_in(buf, n), "x509_gn_text (n=%zu)", n);
 			}
 		}
@@ -180,7 +182,7 @@ static void check_texts(const struct x509 *x)
 	}
 	(void)x509_has_eku(x, "clientAuth");
 	CHECK(fp_compute(x, FP_CERT, digest) == 0, "fp_compute");
-	if (x509_pem(x->der, x->derlen, &pem, &pemlen) == 0) {
+	if (text_pem(x->der, x->derlen, &pem, &pemlen) == 0) {
 		CHECK(pemlen > 27 && memcmp(pem, "-----BEGIN CERTIFICATE-----", 27) == 0,
 		    "PEM header");
 		free(pem);
