@@ -1,6 +1,6 @@
 /* fuzz_x509: a peer's certificate as the server reads it -- the DER reader
- * (shared/der.c), x509_parse() and x509_identity_new() (shared/x509.c), the
- * text forms tlsfwd-certs shows, and authz_match() over the identity.  Seeded
+ * (shared/der.c), x509_parse() and x509_identity_new() (shared/x509*.c), the
+ * text forms tlsfwd-certs shows (certs/text.c), and authz_match() over the identity.  Seeded
  * with real certificates (corpus/x509, made by gen-x509-corpus.sh).
  *
  * Invariants: every element der_read() accepts is minimal DER, so writing it
@@ -157,7 +157,7 @@ static void check_texts(const struct x509 *x)
 
 		CHECK(buf != NULL, "out of memory");
 		text_name(&x->subject, buf, n);
-		CHECK(fuzz_cstr_in(buf, n), "x509_name_text (n=%zu)", n);
+		CHECK(fuzz_cstr_in(buf, n), "text_name (n=%zu)", n);
 		x509_name_line(&x->issuer, buf, n);
 		CHECK(fuzz_cstr_in(buf, n), "x509_name_line (n=%zu)", n);
 		x509_key_text(x, buf, n);
@@ -170,7 +170,7 @@ static void check_texts(const struct x509 *x)
 			der_enter(&x->san, &d);
 			while (der_read(&d, &gn) == 1) {
 				text_gn(&gn, buf, n);
-				CHECK(fuzz_cstr_in(buf, n), "x509_gn_text (n=%zu)", n);
+				CHECK(fuzz_cstr_in(buf, n), "text_gn (n=%zu)", n);
 			}
 		}
 		free(buf);
