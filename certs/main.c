@@ -1,7 +1,7 @@
 /* tlsfwd-certs: make the certificates a tlsfwd deployment needs, with the
  * extensions mutual TLS wants, and inspect them.  This file reads the
  * command line and runs one command; the work is in gen, key, x509, show,
- * fp, san, kube and file. */
+ * text, fp, san, der_buf, kube and file. */
 #include <wolfssl/options.h>
 #include <wolfssl/version.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
