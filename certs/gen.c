@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "der.h"
+#include "der_buf.h"
 
 #define GEN_DER_MAX 16384	/* a certificate with an RSA 4096 key and many SANs */
 
@@ -68,11 +69,11 @@ static int tbs_finish(const unsigned char *tbs, size_t len, const struct der_tlv
 		int idx = e.tag == DER_CTX_CONS(0) && i == 0 ? -1 : i++;
 
 		if (idx == 2 && issuer != NULL) {
-			der_put(&b, issuer->raw, issuer->rawlen);
+			der_buf_put(&b, issuer->raw, issuer->rawlen);
 			continue;
 		}
 		if (e.tag != DER_CTX_CONS(3)) {
-			der_put(&b, e.raw, e.rawlen);
+			der_buf_put(&b, e.raw, e.rawlen);
 			continue;
 		}
 		der_enter(&e, &x);
@@ -87,26 +88,26 @@ static int tbs_finish(const unsigned char *tbs, size_t len, const struct der_tlv
 			if (der_expect(&ed, DER_OID, &oid) != 0)
 				goto out;
 			if (!der_oid_is(&oid, oid_bc, sizeof(oid_bc)) || der_peek(&ed) == DER_BOOLEAN) {
-				der_put(&list, ext.raw, ext.rawlen);
+				der_buf_put(&list, ext.raw, ext.rawlen);
 				continue;
 			}
 			if (der_expect(&ed, DER_OCTET_STRING, &rest) != 0)
 				goto out;
 			der_buf_free(&wrap);
-			der_put(&wrap, oid.raw, oid.rawlen);
-			der_put(&wrap, crit, sizeof(crit));
-			der_put(&wrap, rest.raw, rest.rawlen);
+			der_buf_put(&wrap, oid.raw, oid.rawlen);
+			der_buf_put(&wrap, crit, sizeof(crit));
+			der_buf_put(&wrap, rest.raw, rest.rawlen);
 			if (wrap.err)
 				goto out;
-			der_put_tlv(&list, DER_SEQUENCE, wrap.p, wrap.len);
+			der_buf_tlv(&list, DER_SEQUENCE, wrap.p, wrap.len);
 		}
 		der_buf_free(&wrap);
-		der_put_tlv(&wrap, DER_SEQUENCE, list.p, list.len);
-		der_put_tlv(&b, DER_CTX_CONS(3), wrap.p, wrap.len);
+		der_buf_tlv(&wrap, DER_SEQUENCE, list.p, list.len);
+		der_buf_tlv(&b, DER_CTX_CONS(3), wrap.p, wrap.len);
 	}
 	if (i < 6 || b.err || list.err || wrap.err)
 		goto out;
-	der_put_tlv(out, DER_SEQUENCE, b.p, b.len);
+	der_buf_tlv(out, DER_SEQUENCE, b.p, b.len);
 	ret = out->err ? -1 : 0;
 out:
 	der_buf_free(&b);
@@ -180,7 +181,7 @@ int gen_cert(const struct gen_req *req, WC_RNG *rng, unsigned char **der, size_t
 	}
 
 	if (req->sanlen > 0) {
-		der_put_tlv(&san, DER_SEQUENCE, req->san, req->sanlen);
+		der_buf_tlv(&san, DER_SEQUENCE, req->san, req->sanlen);
 		if (san.err || san.len > sizeof(c->altNames)) {
 			snprintf(err, errsz, "--san: too many names (%zu bytes encoded, "
 			    "at most %zu)", san.len, sizeof(c->altNames));

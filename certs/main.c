@@ -1,7 +1,7 @@
 /* tlsfwd-certs: make the certificates a tlsfwd deployment needs, with the
  * extensions mutual TLS wants, and inspect them.  This file reads the
  * command line and runs one command; the work is in gen, key, x509, show,
- * fp, san, kube and file. */
+ * text, fp, san, der_buf, kube and file. */
 #include <wolfssl/options.h>
 #include <wolfssl/version.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "der.h"
+#include "der_buf.h"
 #include "file.h"
 #include "fp.h"
 #include "gen.h"
@@ -27,6 +28,7 @@
 #include "kube.h"
 #include "san.h"
 #include "show.h"
+#include "text.h"
 #include "x509.h"
 
 #define PROG "tlsfwd-certs"
@@ -463,7 +465,7 @@ static int run_issue(const struct command *cmd, struct opts *o)
 	}
 	if (key_pem(&key, pass, &rng, &keypem, &key_pemlen, err, sizeof(err)) != 0)
 		goto fail;
-	if (x509_pem(der, derlen, &crt_pem, &crt_pemlen) != 0) {
+	if (text_pem(der, derlen, &crt_pem, &crt_pemlen) != 0) {
 		snprintf(err, sizeof(err), "cannot encode the certificate as PEM");
 		goto fail;
 	}

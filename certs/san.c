@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "der.h"
+
 enum san_type { SAN_EMAIL = 1, SAN_DNS = 2, SAN_URI = 6, SAN_IP = 7 };
 
 static const struct {
@@ -177,7 +179,7 @@ int san_parse(const char *list, struct der_buf *out, int *count, char *err, size
 					why = "this is an IP address; write it as IP:ADDRESS";
 			}
 			if (why == NULL)
-				der_put_tlv(out, DER_CTX(2), v, n);
+				der_buf_tlv(out, DER_CTX(2), v, n);
 			break;
 		case SAN_IP:
 			if (n >= 2 && v[0] == '[' && v[n - 1] == ']') {
@@ -191,21 +193,21 @@ int san_parse(const char *list, struct der_buf *out, int *count, char *err, size
 			memcpy(tmp, v, n);
 			tmp[n] = '\0';
 			if (inet_pton(AF_INET, tmp, ip) == 1)
-				der_put_tlv(out, DER_CTX(7), ip, 4);
+				der_buf_tlv(out, DER_CTX(7), ip, 4);
 			else if (inet_pton(AF_INET6, tmp, ip) == 1)
-				der_put_tlv(out, DER_CTX(7), ip, 16);
+				der_buf_tlv(out, DER_CTX(7), ip, 16);
 			else
 				why = "not an IPv4 or IPv6 address";
 			break;
 		case SAN_URI:
 			why = uri_invalid(v, n);
 			if (why == NULL)
-				der_put_tlv(out, DER_CTX(6), v, n);
+				der_buf_tlv(out, DER_CTX(6), v, n);
 			break;
 		case SAN_EMAIL:
 			why = email_invalid(v, n);
 			if (why == NULL)
-				der_put_tlv(out, DER_CTX(1), v, n);
+				der_buf_tlv(out, DER_CTX(1), v, n);
 			break;
 		}
 		if (why != NULL) {

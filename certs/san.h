@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "der.h"
+#include "der_buf.h"
 
 /** san_parse(list, out, count, err, errsz): append one GeneralName element to
  *  out for each comma-separated TYPE:VALUE in list and add their number to

@@ -5,6 +5,7 @@
 
 #include "der.h"
 #include "fp.h"
+#include "text.h"
 
 #define LABEL "%-19s "
 
@@ -56,8 +57,8 @@ int show_cert(FILE *out, const struct x509 *x, time_t now)
 	const char *sep;
 	unsigned i;
 
-	fprintf(out, LABEL "%s\n", "subject:", x509_name_text(&x->subject, buf, sizeof(buf)));
-	fprintf(out, LABEL "%s\n", "issuer:", x509_name_text(&x->issuer, buf, sizeof(buf)));
+	fprintf(out, LABEL "%s\n", "subject:", text_name(&x->subject, buf, sizeof(buf)));
+	fprintf(out, LABEL "%s\n", "issuer:", text_name(&x->issuer, buf, sizeof(buf)));
 	while (sn > 1 && sp[0] == 0) {		/* the sign byte is not the number */
 		sp++;
 		sn--;
@@ -90,7 +91,7 @@ int show_cert(FILE *out, const struct x509 *x, time_t now)
 		der_enter(&x->san, &der);
 		sep = "";
 		while (der_read(&der, &e) == 1) {
-			fprintf(out, "%s%s", sep, x509_gn_text(&e, buf, sizeof(buf)));
+			fprintf(out, "%s%s", sep, text_gn(&e, buf, sizeof(buf)));
 			sep = ", ";
 		}
 		fputc('\n', out);

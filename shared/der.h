@@ -1,6 +1,6 @@
-/* der: a small DER reader and writer: reading a certificate field by field
- * (x509.c: a peer's identity in the server, show and fingerprint in
- * tlsfwd-certs) and re-encoding a to-be-signed body (tlsfwd-certs). */
+/* der: a small DER reader: reading a certificate field by field (x509*.c: a
+ * peer's identity and chain in the daemons, show and fingerprint in
+ * tlsfwd-certs).  The writer is tlsfwd-certs' own (certs/der_buf.h). */
 #ifndef TLSFWD_DER_H
 #define TLSFWD_DER_H
 
@@ -66,22 +66,5 @@ int der_oid_is(const struct der_tlv *t, const unsigned char *oid, size_t n);
 /** der_oid_text(val, len, buf, n): the dotted form ("2.5.29.17") of OID
  *  contents.  Returns buf; "(bad OID)" if the contents are malformed. */
 const char *der_oid_text(const unsigned char *val, size_t len, char *buf, size_t n);
-
-/* A growing output buffer.  A failed allocation sets err and later calls do
- * nothing, so a sequence of writes is checked once at the end. */
-struct der_buf {
-	unsigned char *p;
-	size_t len, cap;
-	int err;
-};
-
-/** der_put(b, data, n): append n raw bytes. */
-void der_put(struct der_buf *b, const void *data, size_t n);
-
-/** der_put_tlv(b, tag, val, n): append one element with n bytes of contents. */
-void der_put_tlv(struct der_buf *b, unsigned tag, const void *val, size_t n);
-
-/** der_buf_free(b): free the buffer and reset b to empty. */
-void der_buf_free(struct der_buf *b);
 
 #endif

@@ -16,6 +16,8 @@
 #include "log.h"
 #include "role.h"
 #include "x509.h"
+#include "x509_chain.h"
+#include "x509_name.h"
 
 #define CERT_FILE_MAX (4 << 20)	/* bytes of a --cert or --ca file we read */
 

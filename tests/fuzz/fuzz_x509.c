@@ -1,10 +1,10 @@
 /* fuzz_x509: a peer's certificate as the server reads it -- the DER reader
- * (shared/der.c), x509_parse() and x509_identity_new() (shared/x509.c), the
- * text forms tlsfwd-certs shows, and authz_match() over the identity.  Seeded
+ * (shared/der.c), x509_parse() and x509_identity_new() (shared/x509*.c), the
+ * text forms tlsfwd-certs shows (certs/text.c), and authz_match() over the identity.  Seeded
  * with real certificates (corpus/x509, made by gen-x509-corpus.sh).
  *
  * Invariants: every element der_read() accepts is minimal DER, so writing it
- * back with der_put_tlv() gives the same bytes; a dotted OID encodes back to
+ * back with der_buf_tlv() gives the same bytes; a dotted OID encodes back to
  * its contents; every text output is NUL-terminated inside its buffer, for
  * any buffer size; an identity does not borrow from the DER (it is read after
  * the input is freed), its digests are those of the input, its subject and
@@ -19,9 +19,12 @@
 
 #include "authz.h"
 #include "der.h"
+#include "der_buf.h"
 #include "fp.h"
 #include "fuzz.h"
+#include "text.h"
 #include "x509.h"
+#include "x509_name.h"
 
 #define MAX_DEPTH 32
 
@@ -118,7 +121,7 @@ static void der_walk(const unsigned char *p, size_t len, int depth)
 		{
 			struct der_buf b = { 0 };
 
-			der_put_tlv(&b, t.tag, t.val, t.len);
+			der_buf_tlv(&b, t.tag, t.val, t.len);
 			CHECK(!b.err && b.len == t.rawlen && memcmp(b.p, t.raw, b.len) == 0,
 			    "element of %zu bytes is not minimal DER", t.rawlen);
 			der_buf_free(&b);
@@ -153,8 +156,8 @@ static void check_texts(const struct x509 *x)
 		char *buf = malloc(n);
 
 		CHECK(buf != NULL, "out of memory");
-		x509_name_text(&x->subject, buf, n);
-		CHECK(fuzz_cstr_in(buf, n), "x509_name_text (n=%zu)", n);
+		text_name(&x->subject, buf, n);
+		CHECK(fuzz_cstr_in(buf, n), "text_name (n=%zu)", n);
 		x509_name_line(&x->issuer, buf, n);
 		CHECK(fuzz_cstr_in(buf, n), "x509_name_line (n=%zu)", n);
 		x509_key_text(x, buf, n);
@@ -166,8 +169,8 @@ static void check_texts(const struct x509 *x)
 		if (x->san_present) {
 			der_enter(&x->san, &d);
 			while (der_read(&d, &gn) == 1) {
-				x509_gn_text(&gn, buf, n);
-				CHECK(fuzz_cstr_in(buf, n), "x509_gn_text (n=%zu)", n);
+				text_gn(&gn, buf, n);
+				CHECK(fuzz_cstr_in(buf, n), "text_gn (n=%zu)", n);
 			}
 		}
 		free(buf);
@@ -179,7 +182,7 @@ static void check_texts(const struct x509 *x)
 	}
 	(void)x509_has_eku(x, "clientAuth");
 	CHECK(fp_compute(x, FP_CERT, digest) == 0, "fp_compute");
-	if (x509_pem(x->der, x->derlen, &pem, &pemlen) == 0) {
+	if (text_pem(x->der, x->derlen, &pem, &pemlen) == 0) {
 		CHECK(pemlen > 27 && memcmp(pem, "-----BEGIN CERTIFICATE-----", 27) == 0,
 		    "PEM header");
 		free(pem);

@@ -22,6 +22,8 @@
 
 #include "fp.h"
 #include "x509.h"
+#include "x509_chain.h"
+#include "x509_name.h"
 
 static char dir[] = "/tmp/test_x509.XXXXXX";
 
