@@ -1,4 +1,4 @@
-/* test_audit: the audit trail of shared/audit.{h,c} -- JSON lines parsed back
+/* test_audit: the audit trail of server/audit.{h,c} -- JSON lines parsed back
  * (escaping, UTF-8 repair, cutting long fields, numbers, time), reopening the
  * file after a rename (also while threads emit), and the forward path against
  * an in-test TCP sink on 127.0.0.1 that decodes [tag, EventTime, record] with

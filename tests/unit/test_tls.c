@@ -1,4 +1,4 @@
-/* test_tls: the pure helpers of shared/tls.c. */
+/* test_tls: the pure helpers of shared/tls_check.c (tls_ip_name). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
