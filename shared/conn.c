@@ -193,31 +193,26 @@ static void conn_relay(struct conn *c)
 	}
 }
 
-/* conn_connect(c): connect end[1] to the current or a later upstream address. */
+/* conn_connect(c): connect end[1] to the current or a later address in the
+ * upstreams' try order. */
 int conn_connect(struct conn *c)
 {
 	const struct tunnel *t = c->s->t;
 	int e = 0;
 
 	c->tried = 1;
-	for (; c->up < t->nup; c->up++, c->addr = 0) {
-		const struct upstream *u = &t->up[c->up];
+	do {
+		int fd = sock_connect(&t->up[c->up].addr[c->addr]);
 
-		for (; c->addr < u->naddr; c->addr++) {
-			int fd = sock_connect(&u->addr[c->addr]);
-
-			if (fd >= 0) {
-				end_open(c, &c->end[1], fd);
-				c->end[1].hwait = EV_WRITE;
-				c->state = CONN_CONNECTING;
-				timer_arm(c, t->connect_timeout);
-				return 0;
-			}
-			e = errno;
+		if (fd >= 0) {
+			end_open(c, &c->end[1], fd);
+			c->end[1].hwait = EV_WRITE;
+			c->state = CONN_CONNECTING;
+			timer_arm(c, t->connect_timeout);
+			return 0;
 		}
-	}
-	c->up = t->nup - 1;
-	c->addr = 0;
+		e = errno;
+	} while (upstream_next(t->up, t->nup, &c->up, &c->addr) == 0);
 	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM, xport_reason(e));
 }
 
@@ -228,17 +223,13 @@ int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 	const struct tunnel *t = c->s->t;
 	const struct upstream *u = &t->up[c->up];
 
-	if (c->addr + 1 >= u->naddr && c->up + 1 >= t->nup)
+	if (upstream_next(t->up, t->nup, &c->up, &c->addr) < 0)
 		return conn_drop(c, why, SIDE_UPSTREAM, detail);
 	log_warn("upstream attempt failed, trying the next", "peer=%s upstream=%s reason=%s",
 	    c->peer, u->spec, detail);
 	c->tls_code = 0;
 	handshake_forget(c);
 	end_close(c, &c->end[1], 1);
-	if (++c->addr >= u->naddr) {
-		c->up++;
-		c->addr = 0;
-	}
 	return conn_connect(c);
 }
 

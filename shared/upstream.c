@@ -46,6 +46,20 @@ void upstream_free(struct upstream *u)
 	pthread_mutex_destroy(&u->lock);
 }
 
+int upstream_next(const struct upstream *v, int n, int *up, int *addr)
+{
+	if (*addr + 1 < v[*up].naddr) {
+		++*addr;
+		return 0;
+	}
+	if (*up + 1 < n) {
+		++*up;
+		*addr = 0;
+		return 0;
+	}
+	return -1;
+}
+
 void upstream_resume(struct upstream *u, WOLFSSL *ssl)
 {
 	pthread_mutex_lock(&u->lock);

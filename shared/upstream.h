@@ -32,6 +32,12 @@ int upstream_init(struct upstream *u, const char *spec, const char *name, char *
 /** upstream_free(u): release what upstream_init() and the session cache hold. */
 void upstream_free(struct upstream *u);
 
+/** upstream_next(v, n, up, addr): step the position (*up, *addr) in the try
+ *  order of the n upstreams at v — each upstream in turn, each of its
+ *  addresses in turn — to the next address.  0, or -1 (unchanged) if it was
+ *  the last.  A connection starts at (0, 0). */
+int upstream_next(const struct upstream *v, int n, int *up, int *addr);
+
 /** upstream_resume(u, ssl): offer u's cached session on ssl, if any. */
 void upstream_resume(struct upstream *u, WOLFSSL *ssl);
 
