@@ -107,9 +107,7 @@ static void client_tls_read(struct conn *c, WOLFSSL *ssl)
 {
 	WOLFSSL_SESSION *sess;
 
-	if (c->ticketed || !c->s->t->resume)
-		return;
-	if (wolfSSL_session_reused(ssl)) {
+	if (!c->s->t->resume || wolfSSL_session_reused(ssl)) {
 		c->ticketed = 1;
 		return;
 	}

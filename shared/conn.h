@@ -85,7 +85,8 @@ struct conn {
 	struct sock_addr peer_addr;	/* the accepted socket's peer */
 	void *role_data;		/* the role's, freed by its closed() hook */
 	unsigned char tried;		/* end[1] was tried: the log names the upstream */
-	unsigned char ticketed;		/* client: this connection's session was cached */
+	unsigned char ticketed;		/* the role's tls_read is done with this connection
+					 * (client: its session was kept, or never is) */
 	unsigned long long bytes[2];	/* read from end[i] (a turn's measure) */
 	unsigned long long sent[2];	/* of those, written out to end[1 - i] */
 	char peer[SOCK_NTOP_MAX];

@@ -62,7 +62,7 @@ static int fill(struct conn *c, int k)
 	if ((p = ring_wspace(r, &n)) == NULL)
 		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "ring");
 	rc = e->ops->read(e, p, n);
-	if (e->ssl != NULL && c->s->t->role->tls_read != NULL)
+	if (e->ssl != NULL && !c->ticketed && c->s->t->role->tls_read != NULL)
 		c->s->t->role->tls_read(c, e->ssl);
 	if (rc > 0) {
 		ring_commit(r, (size_t)rc);

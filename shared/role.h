@@ -62,7 +62,9 @@ struct role {
 	/* tls_setup(c, ssl): before the handshake (the name to verify, SNI, a
 	 * session to resume).  0, or -1 out of memory. */
 	int (*tls_setup)(struct conn *c, WOLFSSL *ssl);
-	void (*tls_read)(struct conn *c, WOLFSSL *ssl);	/* after each read of the TLS end */
+	/* tls_read(c, ssl): after each read of the TLS end, until it sets
+	 * c->ticketed (the client keeps the server's ticket). */
+	void (*tls_read)(struct conn *c, WOLFSSL *ssl);
 	/* judge(c, ok, err): the peer's leaf certificate, after the shared
 	 * checks (c->verdict), wolfSSL's verdict ok and its error err: the
 	 * role's rules.  Returns the new ok; sets c->verdict->deny and
