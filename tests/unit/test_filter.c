@@ -191,7 +191,9 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-static void upstream_accept(struct ev_loop *loop, ev_io *w, int revents)
+/* rig_accept: the upstream's listener keeps the socket for the test; the
+ * server's hands it to its connection set, as a worker does. */
+static void rig_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct rig *r = w->data;
 	struct sock_addr peer;
@@ -201,19 +203,10 @@ static void upstream_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	if ((fd = sock_accept(w->fd, &peer)) < 0)
 		return;
-	r->upfd = fd;
-}
-
-static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct rig *r = w->data;
-	struct sock_addr peer;
-	int fd;
-
-	(void)loop;
-	(void)revents;
-	if ((fd = sock_accept(w->fd, &peer)) < 0)
+	if (w == &r->up.accept) {
+		r->upfd = fd;
 		return;
+	}
 	atomic_fetch_add(&r->srv.t.active, 1);
 	conn_start(&r->srv.s, fd, &peer);
 }
@@ -282,8 +275,8 @@ static void rig_open(struct rig *r, const struct filter_ops *ops)
 	r->srv.t.filters = make_filters;
 	snprintf(spec, sizeof(spec), "%s", sock_ntop(&srva, addr));
 	side_open(r, &r->cli, ROLE_CLIENT, &srva, spec);
-	ev_io_init(&r->up.accept, upstream_accept, r->up.lfd, EV_READ);
-	ev_io_init(&r->srv.accept, server_accept, r->srv.lfd, EV_READ);
+	ev_io_init(&r->up.accept, rig_accept, r->up.lfd, EV_READ);
+	ev_io_init(&r->srv.accept, rig_accept, r->srv.lfd, EV_READ);
 	r->up.accept.data = r->srv.accept.data = r;
 	ev_io_start(r->loop, &r->up.accept);
 	ev_io_start(r->loop, &r->srv.accept);
