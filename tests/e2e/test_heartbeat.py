@@ -7,6 +7,7 @@ socket of the tunnel (--tcp-keepalive)."""
 import re
 import socket
 import subprocess
+import time
 
 from conftest import free_port, split_addr, wait_time
 from test_reach import FOUND, LOST, wait_msg
@@ -58,14 +59,21 @@ def test_no_heartbeat(tf):
 
 
 def keepalive_timers(pid):
-    """The keepalive timers (seconds left) of the TCP sockets of process pid,
-    by local and remote address, from ss."""
-    out = subprocess.run(["ss", "-tnpoH", "state", "established"], capture_output=True,
-                         text=True, check=True).stdout
+    """The keepalive timers (seconds left, None without one) of the TCP
+    sockets of process pid, by local and remote address, from ss.  ss shows
+    one timer a socket: while a segment waits for its ACK it shows that one,
+    so this asks again until none does."""
+    deadline = time.monotonic() + wait_time(5)
+    while True:
+        out = subprocess.run(["ss", "-tnpoH", "state", "established"], capture_output=True,
+                             text=True, check=True).stdout
+        lines = [line for line in out.splitlines() if f"pid={pid}," in line]
+        if not any("timer:(" in line and "timer:(keepalive" not in line for line in lines):
+            break
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.05)
     timers = {}
-    for line in out.splitlines():
-        if f"pid={pid}," not in line:
-            continue
+    for line in lines:
         fields = line.split()
         m = re.search(r"timer:\(keepalive,([0-9.]+)(min|sec|ms)", line)
         timers[(fields[2], fields[3])] = m and float(m.group(1)) * {"min": 60, "sec": 1, "ms": 0.001}[m.group(2)]
