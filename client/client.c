@@ -11,13 +11,21 @@
 
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
+#include "heartbeat.h"
 #include "log.h"
 #include "pins.h"
 #include "upstream.h"
 
+/* The client's share of the tunnel (t->role_data). */
+struct client {
+	int heartbeat;			/* --heartbeat */
+	struct heartbeat hb;
+};
+
 static int client_prepare(const struct config *cfg, const struct sock_addr *listen,
     struct tunnel *t, char *err, size_t errsz)
 {
+	struct client *cl;
 	int i;
 
 	/* Plaintext must not leave the host unless the operator says so. */
@@ -31,16 +39,41 @@ static int client_prepare(const struct config *cfg, const struct sock_addr *list
 		log_warn("listening for plaintext on a non-loopback address", "listen=%s",
 		    cfg->listen);
 	}
-	if ((t->up = calloc((size_t)cfg->server.n, sizeof(*t->up))) == NULL) {
+	if ((cl = t->role_data = calloc(1, sizeof(*cl))) == NULL ||
+	    (t->up = calloc((size_t)cfg->server.n, sizeof(*t->up))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
+	cl->heartbeat = cfg->heartbeat;
+	cl->hb.fd = -1;
 	for (i = 0; i < cfg->server.n; i++) {
 		if (upstream_init(&t->up[i], cfg->server.v[i], cfg->server_name, err, errsz) < 0)
 			return -1;
 		t->nup++;
 	}
 	return 0;
+}
+
+static void client_cleanup(struct tunnel *t)
+{
+	free(t->role_data);
+	t->role_data = NULL;
+}
+
+/* client_attach(t, loop, listen): the daemon runs: answer heartbeats. */
+static void client_attach(struct tunnel *t, struct ev_loop *loop, const struct sock_addr *listen)
+{
+	struct client *cl = t->role_data;
+
+	if (cl->heartbeat)
+		heartbeat_start(&cl->hb, t, loop, listen);
+}
+
+static void client_detach(struct tunnel *t, struct ev_loop *loop)
+{
+	struct client *cl = t->role_data;
+
+	heartbeat_stop(&cl->hb, loop);
 }
 
 static int client_check_value(const char *opt, const char *value, char *why, size_t whysz)
@@ -158,6 +191,9 @@ const struct role client_role = {
 	.found_msg = "server reachable again, accepting",
 	.check_value = client_check_value,
 	.prepare = client_prepare,
+	.cleanup = client_cleanup,
+	.attach = client_attach,
+	.detach = client_detach,
 	.rules_new = client_rules_new,
 	.rules_free = free,
 	.tls_setup = client_tls_setup,

@@ -205,6 +205,7 @@ int conn_connect(struct conn *c)
 		int fd = sock_connect(&t->up[c->up].addr[c->addr]);
 
 		if (fd >= 0) {
+			sock_keepalive(fd, t->tcp_keepalive);
 			end_open(c, &c->end[1], fd);
 			c->end[1].hwait = EV_WRITE;
 			c->state = CONN_CONNECTING;
@@ -394,6 +395,7 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 		return;
 	}
 	sock_nodelay(fd);
+	sock_keepalive(fd, s->t->tcp_keepalive);
 	if (role->opened != NULL && role->opened(c) < 0)
 		return;
 	if (conn_tls_end(c) == 0) {

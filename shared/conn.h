@@ -27,6 +27,7 @@ struct tunnel {
 	double connect_timeout, handshake_timeout, drain_timeout;
 	long max_conns;
 	int resume;			/* client: keep and offer session tickets */
+	int tcp_keepalive;		/* --tcp-keepalive seconds on both sockets; 0: off */
 	void *role_data;		/* the role's own, from its prepare() */
 	atomic_long active;		/* open connections, all workers */
 	struct reach reach;		/* the listeners follow the upstreams */

@@ -40,6 +40,7 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 	t->drain_timeout = cfg->drain_timeout;
 	t->max_conns = cfg->max_conns;
 	t->resume = cfg->tls_resume;
+	t->tcp_keepalive = (int)cfg->tcp_keepalive;
 	pthread_mutex_init(&t->policy.lock, NULL);
 	reach_init(&t->reach, !cfg->accept_while_unreachable, t->role->lost_msg,
 	    t->role->found_msg);

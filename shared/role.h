@@ -7,6 +7,7 @@
 #define TLSFWD_ROLE_H
 
 #include <stddef.h>
+#include <ev.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
@@ -45,6 +46,10 @@ struct role {
 	void (*files)(const struct config *cfg, void (*fn)(const char *, void *), void *arg);
 	void (*flush)(int last);		/* each second on each worker, and
 						 * once at exit with last set */
+	/* attach(t, loop, listen) / detach(t, loop): the daemon's main loop
+	 * runs (the client answers heartbeats on it); not in the shim. */
+	void (*attach)(struct tunnel *t, struct ev_loop *loop, const struct sock_addr *listen);
+	void (*detach)(struct tunnel *t, struct ev_loop *loop);
 	/* rules_new(cfg, &rules, err, errsz): the certificate rules a reload
 	 * replaces with the TLS context (allow rules, pins); *rules NULL when
 	 * there are none.  0, or -1 with a message in err. */

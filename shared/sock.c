@@ -208,6 +208,36 @@ int sock_error(int fd)
 	return err;
 }
 
+int sock_udp_bind(const struct sock_addr *a)
+{
+	int fd, e;
+
+	fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+void sock_keepalive(int fd, int idle)
+{
+	int one = 1, intvl = idle < 10 ? idle : 10, cnt = 6;
+
+	if (idle <= 0)
+		return;
+	/* Best effort, like TCP_NODELAY: without it a dead path is found
+	 * only by the next write (or the drain timeout). */
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 void sock_nodelay(int fd)
 {
 	int one = 1;

@@ -47,6 +47,14 @@ int sock_connect(const struct sock_addr *a);
 /** sock_error(fd): the pending SO_ERROR of fd (0 if none). */
 int sock_error(int fd);
 
+/** sock_udp_bind(a): a non-blocking UDP socket bound to a, or -1 (errno). */
+int sock_udp_bind(const struct sock_addr *a);
+
+/** sock_keepalive(fd, idle): TCP keepalive on fd: the first probe after idle
+ *  seconds of silence, then every min(idle, 10) s, the path declared dead
+ *  after 6 unanswered.  idle <= 0: nothing. */
+void sock_keepalive(int fd, int idle);
+
 /** sock_nodelay(fd): set TCP_NODELAY; forward messages and acks are small. */
 void sock_nodelay(int fd);
 

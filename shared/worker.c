@@ -500,6 +500,8 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 	ev_timer_start(m.loop, &m.trim_w);
 	if (m.running == n) {
 		log_info("listening", "listen=%s workers=%d", sock_ntop(listen, addr), n);
+		if (t->role->attach != NULL)
+			t->role->attach(t, m.loop, listen);
 		rc = 0;
 	} else {
 		m.signals = 1;	/* a thread failed: stop the ones that run */
@@ -512,6 +514,8 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		ev_signal_stop(m.loop, &sig[i]);
 	watch_stop(m.loop, &m.watch);
 	ev_timer_stop(m.loop, &m.trim_w);
+	if (rc == 0 && t->role->detach != NULL)
+		t->role->detach(t, m.loop);
 	if (t->role->flush != NULL)
 		t->role->flush(1);	/* the counts of the last rate-limited lines */
 	if (rc == 0)
