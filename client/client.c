@@ -39,17 +39,21 @@ static int client_prepare(const struct config *cfg, const struct sock_addr *list
 		log_warn("listening for plaintext on a non-loopback address", "listen=%s",
 		    cfg->listen);
 	}
+	if (cfg->server.n > UPSTREAM_MAX) {
+		snprintf(err, errsz, "--server: %d given, at most %d", cfg->server.n, UPSTREAM_MAX);
+		return -1;
+	}
 	if ((cl = t->role_data = calloc(1, sizeof(*cl))) == NULL ||
-	    (t->up = calloc((size_t)cfg->server.n, sizeof(*t->up))) == NULL) {
+	    upstreams_init(&t->ups, cfg->server.n, (double)cfg->health_interval) < 0) {
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
 	cl->heartbeat = cfg->heartbeat;
 	cl->hb.fd = -1;
 	for (i = 0; i < cfg->server.n; i++) {
-		if (upstream_init(&t->up[i], cfg->server.v[i], cfg->server_name, err, errsz) < 0)
+		if (upstream_init(&t->ups.v[i], cfg->server.v[i], cfg->server_name, err, errsz) < 0)
 			return -1;
-		t->nup++;
+		t->ups.n++;
 	}
 	return 0;
 }
@@ -79,7 +83,11 @@ static void client_detach(struct tunnel *t, struct ev_loop *loop)
 static int client_check_value(const char *opt, const char *value, char *why, size_t whysz)
 {
 	struct pin pin;
+	char spec[300];
+	int weight, standby;
 
+	if (strcmp(opt, "server") == 0)
+		return upstream_parse(value, spec, sizeof(spec), &weight, &standby, why, whysz);
 	if (strcmp(opt, "pin-server") != 0)
 		return 0;
 	return pins_parse(value, &pin, why, whysz);
@@ -113,7 +121,7 @@ static int client_rules_new(const struct config *cfg, void **rules, char *err, s
  * and the session to resume. */
 static int client_tls_setup(struct conn *c, WOLFSSL *ssl)
 {
-	struct upstream *u = &c->s->t->up[c->up];
+	struct upstream *u = &c->s->t->ups.v[c->up];
 
 	/* An IP literal is checked against IP SANs and never sent as SNI. */
 	if (u->name_is_ip) {
@@ -148,7 +156,7 @@ static void client_tls_read(struct conn *c, WOLFSSL *ssl)
 	    (sess = wolfSSL_get1_session(ssl)) == NULL)
 		return;
 	c->ticketed = 1;
-	upstream_keep(&c->s->t->up[c->up], sess);
+	upstream_keep(&c->s->t->ups.v[c->up], sess);
 }
 
 /* client_judge(c, ok, err): the --pin-server pins on the server's leaf.  A
@@ -178,7 +186,7 @@ static void client_secured(struct conn *c)
 	WOLFSSL *ssl = c->end[1].ssl;
 
 	log_debug("connected", "peer=%s upstream=%s tls=%s cipher=%s resumed=%d", c->peer,
-	    c->s->t->up[c->up].spec, wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
+	    c->s->t->ups.v[c->up].spec, wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
 	    wolfSSL_session_reused(ssl));
 }
 

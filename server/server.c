@@ -26,14 +26,14 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 
 	(void)listen;
 	if ((srv = t->role_data = calloc(1, sizeof(*srv))) == NULL ||
-	    (t->up = calloc(1, sizeof(*t->up))) == NULL) {
+	    upstreams_init(&t->ups, 1, (double)cfg->health_interval) < 0) {
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	if (upstream_init(&t->up[0], cfg->upstream, NULL, err, errsz) < 0)
+	if (upstream_init(&t->ups.v[0], cfg->upstream, NULL, err, errsz) < 0)
 		return -1;
-	t->nup = 1;
-	if (!sock_is_loopback(&t->up[0].addr[0]))
+	t->ups.n = 1;
+	if (!sock_is_loopback(&t->ups.v[0].addr[0]))
 		log_warn("upstream is not on loopback: bytes leave this host in plaintext",
 		    "upstream=%s", cfg->upstream);
 	if (cfg->allow_net.n > 0) {

@@ -17,8 +17,6 @@
 #include "x509.h"
 #include "xport.h"
 
-#define PROBE_FIRST 0.1		/* seconds from losing the upstream to the first probe */
-#define PROBE_MAX 2.0		/* the probes' back-off stops growing here */
 
 /* How a connection ended.  Only CONN_DONE is a clean end: every other one
  * closes both sockets abortively (RST), so neither the sender nor Fluentd
@@ -101,15 +99,42 @@ static void conn_free(struct conn *c, int abortive)
 	free(c);
 }
 
-/* probe_after(s, wait): probe the upstreams again in wait seconds. */
+/* probe_after(s, wait): look for s's due probes in wait seconds. */
 static void probe_after(struct conn_set *s, ev_tstamp wait)
 {
 	if (s->stopping)
 		return;
-	s->probe_wait = wait;
 	ev_timer_stop(s->loop, &s->probe);
-	ev_timer_set(&s->probe, wait, 0.);
+	ev_timer_set(&s->probe, wait > 0. ? wait : 0., 0.);
 	ev_timer_start(s->loop, &s->probe);
+}
+
+/* upstream_answered(s, i): upstream i answered a connection or a probe.
+ * Each change of an upstream's health is one line; with one upstream,
+ * reach's line ("...reachable again") is that line. */
+static void upstream_answered(struct conn_set *s, int i)
+{
+	struct tunnel *t = s->t;
+
+	if (upstream_ok(&t->ups, i) && t->ups.n > 1)
+		log_info("upstream up", "upstream=%s", t->ups.v[i].spec);
+	reach_found(&t->reach, t->ups.v[i].spec);
+}
+
+/* upstream_lost(s, i, why): upstream i failed a connection: it is down,
+ * and if no upstream is up, the listeners are shut (before the sender is
+ * reset: it must find the door shut).  The first to mark it down probes it. */
+static void upstream_lost(struct conn_set *s, int i, const char *why)
+{
+	struct tunnel *t = s->t;
+
+	if (upstream_failed(&t->ups, i, s)) {
+		if (t->ups.n > 1)
+			log_warn("upstream down", "upstream=%s reason=%s", t->ups.v[i].spec, why);
+		probe_after(s, 0.);
+	}
+	if (!upstreams_up(&t->ups))
+		reach_lost(&t->reach, t->ups.v[i].spec, why);
 }
 
 /* probe_done(c, ok): probe c ended, cleanly (the upstream answered) or not. */
@@ -118,9 +143,10 @@ static void probe_done(struct conn *c, int ok)
 	struct conn_set *s = c->s;
 
 	if (ok)
-		reach_found(&s->t->reach, s->t->up[c->up].spec);
-	else if (reach_is_down(&s->t->reach))
-		probe_after(s, s->probe_wait * 2 < PROBE_MAX ? s->probe_wait * 2 : PROBE_MAX);
+		upstream_answered(s, c->up);
+	else
+		upstream_probe_failed(&s->t->ups, c->up, ev_now(s->loop));
+	probe_after(s, 0.);
 }
 
 /*-
@@ -151,7 +177,7 @@ int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const c
 		/* sent, received: bytes delivered upstream, and back to the peer */
 		log_kv(level, reasons[why].msg,
 		    "peer=%s upstream=%s side=%s reason=%s subject=%s tls_code=%s sent=%llu "
-		    "received=%llu duration=%f", c->peer, c->tried ? t->up[c->up].spec : NULL,
+		    "received=%llu duration=%f", c->peer, c->tried ? t->ups.v[c->up].spec : NULL,
 		    side == SIDE_NONE ? NULL : sides[side], detail,
 		    c->verdict != NULL && c->verdict->id != NULL ? c->verdict->id->subject : NULL,
 		    c->tls_code != 0 ? code : NULL, c->sent[0], c->sent[1],
@@ -160,9 +186,8 @@ int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const c
 	if (c->probe) {
 		probe_done(c, why == CONN_DONE);
 	} else {
-		/* Before the sender is reset: it must find the door shut. */
-		if (side == SIDE_UPSTREAM && reach_lost(&t->reach, t->up[c->up].spec, detail))
-			probe_after(s, PROBE_FIRST);
+		if (side == SIDE_UPSTREAM)
+			upstream_lost(s, c->up, detail);
 		if (t->role->closed != NULL)
 			t->role->closed(c, why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
 			    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED, detail);
@@ -193,16 +218,32 @@ static void conn_relay(struct conn *c)
 	}
 }
 
+/* next_upstream(c, why): c's attempt at its upstream failed: step to the
+ * next address or choice (see upstream_next()); the upstream it leaves is
+ * down.  0, or -1 if none is left. */
+static int next_upstream(struct conn *c, const char *why)
+{
+	int was = c->up;
+
+	if (upstream_next(&c->s->t->ups, &c->up, &c->addr, &c->ups_tried) < 0)
+		return -1;
+	if (c->up != was && !c->probe)
+		upstream_lost(c->s, was, why);
+	return 0;
+}
+
 /* conn_connect(c): connect end[1] to the current or a later address in the
- * upstreams' try order. */
+ * upstreams' try order (a new connection: to the first choice). */
 int conn_connect(struct conn *c)
 {
-	const struct tunnel *t = c->s->t;
+	struct tunnel *t = c->s->t;
 	int e = 0;
 
+	if (!c->tried && !c->probe)
+		c->up = upstream_pick(&t->ups, 0);
 	c->tried = 1;
 	do {
-		int fd = sock_connect(&t->up[c->up].addr[c->addr]);
+		int fd = sock_connect(&t->ups.v[c->up].addr[c->addr]);
 
 		if (fd >= 0) {
 			sock_keepalive(fd, t->tcp_keepalive);
@@ -213,7 +254,7 @@ int conn_connect(struct conn *c)
 			return 0;
 		}
 		e = errno;
-	} while (upstream_next(t->up, t->nup, &c->up, &c->addr) == 0);
+	} while (next_upstream(c, xport_reason(e)) == 0);
 	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM, xport_reason(e));
 }
 
@@ -221,10 +262,9 @@ int conn_connect(struct conn *c)
  * address or upstream, or drop.  Only before any byte came from upstream. */
 int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 {
-	const struct tunnel *t = c->s->t;
-	const struct upstream *u = &t->up[c->up];
+	const struct upstream *u = &c->s->t->ups.v[c->up];
 
-	if (upstream_next(t->up, t->nup, &c->up, &c->addr) < 0)
+	if (next_upstream(c, detail) < 0)
 		return conn_drop(c, why, SIDE_UPSTREAM, detail);
 	log_warn("upstream attempt failed, trying the next", "peer=%s upstream=%s reason=%s",
 	    c->peer, u->spec, detail);
@@ -239,7 +279,7 @@ int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 void conn_up(struct conn *c)
 {
 	if (!c->probe)
-		reach_found(&c->s->t->reach, c->s->t->up[c->up].spec);
+		upstream_answered(c->s, c->up);
 	conn_relay(c);
 }
 
@@ -412,40 +452,44 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 }
 
 /*-
- * probe_cb: while no upstream answers, ask again.  A probe is a connection
- * without a sender: it connects (and, on the client, does the handshake,
- * resumed where it can) like any other, sends nothing, half-closes at once
- * and succeeds if the upstream ends cleanly in turn.  So on the client it
- * also proves the server's own way to Fluentd; and the upstream sees a
- * well-behaved empty connection, not a cut one.  Until one succeeds, the
- * wait between probes doubles up to PROBE_MAX.
+ * probe_cb: ask the upstreams this set probes (those it found down, see
+ * upstream.h) whether they answer again.  A probe is a connection without a
+ * sender, to one upstream: it connects (and, on the client, does the
+ * handshake, resumed where it can) like any other, sends nothing,
+ * half-closes at once and succeeds if the upstream ends cleanly in turn.
+ * So on the client it also proves the server's own way to Fluentd; and the
+ * upstream sees a well-behaved empty connection, not a cut one.
  */
 static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct conn_set *s = w->data;
+	struct upstreams *p = &s->t->ups;
 	struct conn *c;
+	double next;
+	int i;
 
-	(void)loop;
 	(void)revents;
-	if (s->stopping || !reach_is_down(&s->t->reach))
-		return;
-	if ((c = conn_new(s)) == NULL) {
-		probe_after(s, PROBE_MAX);
-		return;
+	while (!s->stopping && (i = upstream_due(p, s, ev_now(loop), &next)) >= 0) {
+		if ((c = conn_new(s)) == NULL) {
+			upstream_probe_failed(p, i, ev_now(loop));
+			continue;
+		}
+		c->probe = 1;
+		snprintf(c->peer, sizeof(c->peer), "probe");
+		c->end[0].ready = c->end[0].eof = 1;
+		c->up = i;
+		c->ups_tried = ~((uint64_t)1 << i);	/* this one's addresses only */
+		if (conn_connect(c) == 0)
+			pump_update(c);
 	}
-	c->probe = 1;
-	snprintf(c->peer, sizeof(c->peer), "probe");
-	c->end[0].ready = c->end[0].eof = 1;
-	if (conn_connect(c) < 0)
-		return;
-	pump_update(c);
+	if (!s->stopping && next > 0.)
+		probe_after(s, next - ev_now(loop));
 }
 
 void conn_set_probe_now(struct conn_set *s)
 {
-	if (ev_is_active(&s->probe))
-		probe_after(s, 0.);
-	s->probe_wait = PROBE_FIRST;
+	upstream_probe_now(&s->t->ups, s);
+	probe_after(s, 0.);
 }
 
 int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)

@@ -22,8 +22,7 @@ struct filter;
 struct tunnel {
 	const struct role *role;
 	struct tls_policy_slot policy;	/* TLS context (and rules): replaced on reload */
-	struct upstream *up;		/* tried in order until one connects */
-	int nup;
+	struct upstreams ups;		/* where connections go, and their health */
 	double connect_timeout, handshake_timeout, drain_timeout;
 	long max_conns;
 	int resume;			/* client: keep and offer session tickets */
@@ -80,6 +79,7 @@ struct conn {
 	ev_timer turn;		/* due at once: the rest of a turn cut at CONN_TURN */
 	ev_tstamp start, last;	/* accept time, last byte moved */
 	int up, addr;		/* upstream and address being tried */
+	uint64_t ups_tried;	/* the upstreams it left (bit i: ups.v[i]) */
 	int tls_code;		/* wolfSSL's error behind a TLS failure, for the log */
 	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
 	struct verdict *verdict;	/* who the peer is, from its handshake to close */
@@ -113,8 +113,7 @@ struct conn_set {
 	int stopping;			/* draining for shutdown */
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
-	ev_timer probe;			/* while t->reach is down: the next probe */
-	ev_tstamp probe_wait;		/* its back-off */
+	ev_timer probe;			/* the next probe of the upstreams it found down */
 	void *role_data;		/* the role's, freed by its set_free() hook */
 };
 
@@ -138,8 +137,8 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer);
  *  (the parent still owns those connections) or a line in the log. */
 void conn_set_abandon(struct conn_set *s);
 
-/** conn_set_probe_now(s): if s is waiting to probe the upstreams again
- *  (it lost them), probe now, with the back-off started afresh. */
+/** conn_set_probe_now(s): probe the upstreams s found down now, with the
+ *  back-off started afresh. */
 void conn_set_probe_now(struct conn_set *s);
 
 /** conn_set_stop(s, force): shutdown.  Without force every connection may

@@ -54,18 +54,12 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 
 void daemon_tunnel_close(struct tunnel *t)
 {
-	int i;
-
 	tls_policy_set(&t->policy, NULL);
 	pthread_mutex_destroy(&t->policy.lock);
 	reach_destroy(&t->reach);
 	if (t->role->cleanup != NULL)
 		t->role->cleanup(t);
-	for (i = 0; i < t->nup; i++)
-		upstream_free(&t->up[i]);
-	free(t->up);
-	t->up = NULL;
-	t->nup = 0;
+	upstreams_free(&t->ups);
 }
 
 static void print_version(const char *prog)

@@ -34,7 +34,7 @@ struct role {
 	 * reason in why. */
 	int (*check_value)(const char *opt, const char *value, char *why, size_t whysz);
 	/* prepare(cfg, listen, t, err, errsz): check the role's options, fill
-	 * t->up / t->nup and t->role_data.  0, or -1 with a message in err. */
+	 * t->ups and t->role_data.  0, or -1 with a message in err. */
 	int (*prepare)(const struct config *cfg, const struct sock_addr *listen,
 	    struct tunnel *t, char *err, size_t errsz);
 	void (*cleanup)(struct tunnel *t);	/* undo prepare */

@@ -1,27 +1,77 @@
-/* upstream: the upstream list and its shared state. */
+/* upstream: the upstream list, the choice among it and its shared state. */
 #include "upstream.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tls.h"
 
-int upstream_init(struct upstream *u, const char *spec, const char *name, char *err,
+#define PROBE_FIRST 0.1		/* seconds from a failure to the first probe */
+
+int upstream_parse(const char *value, char *spec, size_t specsz, int *weight, int *standby,
+    char *why, size_t whysz)
+{
+	char host[256], port[8], attr[64];
+	const char *p = strchr(value, ','), *bad, *next;
+	size_t len = p != NULL ? (size_t)(p - value) : strlen(value);
+
+	*weight = 1;
+	*standby = 0;
+	if (len >= specsz) {
+		snprintf(why, whysz, "address too long");
+		return -1;
+	}
+	memcpy(spec, value, len);
+	spec[len] = '\0';
+	if (sock_split(spec, host, sizeof(host), port, sizeof(port), &bad) < 0) {
+		snprintf(why, whysz, "%s", bad);
+		return -1;
+	}
+	for (; p != NULL; p = next) {
+		char *end;
+		long w;
+
+		p++;
+		next = strchr(p, ',');
+		len = next != NULL ? (size_t)(next - p) : strlen(p);
+		if (len >= sizeof(attr))
+			len = sizeof(attr) - 1;
+		memcpy(attr, p, len);
+		attr[len] = '\0';
+		if (strcmp(attr, "standby") == 0) {
+			*standby = 1;
+		} else if (strncmp(attr, "weight=", 7) == 0) {
+			w = strtol(attr + 7, &end, 10);
+			if (attr[7] == '\0' || *end != '\0' || w < 1 || w > UPSTREAM_WEIGHT_MAX) {
+				snprintf(why, whysz, "weight must be 1 to %d", UPSTREAM_WEIGHT_MAX);
+				return -1;
+			}
+			*weight = (int)w;
+		} else {
+			snprintf(why, whysz, "unknown attribute \"%s\" (weight=N, standby)", attr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int upstream_init(struct upstream *u, const char *value, const char *name, char *err,
     size_t errsz)
 {
-	char host[256], port[8];
-	const char *why;
+	char host[256], port[8], why[128];
+	const char *bad;
 	int n;
 
 	memset(u, 0, sizeof(*u));
-	if (strlen(spec) >= sizeof(u->spec)) {
-		snprintf(err, errsz, "%s: address too long", spec);
+	if (upstream_parse(value, u->spec, sizeof(u->spec), &u->weight, &u->standby, why,
+	    sizeof(why)) < 0) {
+		snprintf(err, errsz, "%s: %s", value, why);
 		return -1;
 	}
-	strcpy(u->spec, spec);
-	if (sock_split(spec, host, sizeof(host), port, sizeof(port), &why) < 0 ||
-	    (n = sock_resolve(spec, u->addr, UPSTREAM_ADDRS, &why)) < 0) {
-		snprintf(err, errsz, "%s: %s", spec, why);
+	if (sock_split(u->spec, host, sizeof(host), port, sizeof(port), &bad) < 0 ||
+	    (n = sock_resolve(u->spec, u->addr, UPSTREAM_ADDRS, &bad)) < 0) {
+		snprintf(err, errsz, "%s: %s", u->spec, bad);
 		return -1;
 	}
 	u->naddr = n;
@@ -46,18 +96,180 @@ void upstream_free(struct upstream *u)
 	pthread_mutex_destroy(&u->lock);
 }
 
-int upstream_next(const struct upstream *v, int n, int *up, int *addr)
+int upstreams_init(struct upstreams *p, int n, double health_interval)
 {
-	if (*addr + 1 < v[*up].naddr) {
+	memset(p, 0, sizeof(*p));
+	if ((p->v = calloc((size_t)n, sizeof(*p->v))) == NULL)
+		return -1;
+	p->health_interval = health_interval;
+	pthread_mutex_init(&p->lock, NULL);
+	return 0;
+}
+
+void upstreams_free(struct upstreams *p)
+{
+	int i;
+
+	if (p->v == NULL)
+		return;
+	for (i = 0; i < p->n; i++)
+		upstream_free(&p->v[i]);
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
+	pthread_mutex_destroy(&p->lock);
+}
+
+/* pick(p, tried, standby): smooth weighted round robin over the upstreams of
+ * that kind that are up and not tried, with p->lock held; -1 if none. */
+static int pick(struct upstreams *p, uint64_t tried, int standby)
+{
+	int i, best = -1, total = 0;
+
+	for (i = 0; i < p->n; i++) {
+		struct upstream *u = &p->v[i];
+
+		if ((tried >> i & 1) || u->standby != standby || atomic_load(&u->down))
+			continue;
+		u->current += u->weight;
+		total += u->weight;
+		if (best < 0 || u->current > p->v[best].current)
+			best = i;
+	}
+	if (best >= 0)
+		p->v[best].current -= total;
+	return best;
+}
+
+int upstream_pick(struct upstreams *p, uint64_t tried)
+{
+	int i;
+
+	if (p->n == 1)		/* the common case takes no lock */
+		return (tried & 1) ? -1 : 0;
+	pthread_mutex_lock(&p->lock);
+	if ((i = pick(p, tried, 0)) < 0 && (i = pick(p, tried, 1)) < 0 && !upstreams_up(p))
+		for (i = 0; i < p->n && (tried >> i & 1); i++)
+			;
+	pthread_mutex_unlock(&p->lock);
+	return i < p->n ? i : -1;
+}
+
+int upstream_next(struct upstreams *p, int *up, int *addr, uint64_t *tried)
+{
+	int i;
+
+	if (*addr + 1 < p->v[*up].naddr) {
 		++*addr;
 		return 0;
 	}
-	if (*up + 1 < n) {
-		++*up;
-		*addr = 0;
+	if ((i = upstream_pick(p, *tried | (uint64_t)1 << *up)) < 0)
+		return -1;
+	*tried |= (uint64_t)1 << *up;
+	*up = i;
+	*addr = 0;
+	return 0;
+}
+
+int upstream_failed(struct upstreams *p, int i, const void *prober)
+{
+	struct upstream *u = &p->v[i];
+	int changed = 0;
+
+	if (atomic_load(&u->down))
 		return 0;
+	pthread_mutex_lock(&p->lock);
+	if (!atomic_load(&u->down)) {
+		atomic_store(&u->down, 1);
+		u->fails = 0;
+		u->probing = 0;
+		u->prober = prober;
+		u->probe_at = 0.;	/* set by the prober's clock: upstream_due() */
+		changed = 1;
 	}
-	return -1;
+	pthread_mutex_unlock(&p->lock);
+	return changed;
+}
+
+int upstream_ok(struct upstreams *p, int i)
+{
+	struct upstream *u = &p->v[i];
+	int changed = 0;
+
+	if (!atomic_load(&u->down))
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	if (atomic_load(&u->down)) {
+		atomic_store(&u->down, 0);
+		u->probing = 0;
+		u->prober = NULL;
+		u->current = 0;		/* it rejoins the round robin as new */
+		changed = 1;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return changed;
+}
+
+void upstream_probe_failed(struct upstreams *p, int i, double now)
+{
+	struct upstream *u = &p->v[i];
+	double wait;
+
+	pthread_mutex_lock(&p->lock);
+	if (atomic_load(&u->down)) {
+		wait = PROBE_FIRST * (double)(1u << (u->fails < 16 ? u->fails + 1 : 16));
+		u->fails++;
+		u->probe_at = now + (wait < p->health_interval ? wait : p->health_interval);
+		u->probing = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+int upstream_due(struct upstreams *p, const void *prober, double now, double *next)
+{
+	int i, due = -1;
+
+	*next = 0.;
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->n; i++) {
+		struct upstream *u = &p->v[i];
+
+		if (!atomic_load(&u->down) || u->prober != prober || u->probing)
+			continue;
+		if (u->probe_at == 0.)	/* just marked down: the first probe */
+			u->probe_at = now + PROBE_FIRST;
+		if (due < 0 && u->probe_at <= now) {
+			u->probing = 1;
+			due = i;
+		} else if (*next == 0. || u->probe_at < *next) {
+			*next = u->probe_at;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return due;
+}
+
+void upstream_probe_now(struct upstreams *p, const void *prober)
+{
+	int i;
+
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->n; i++)
+		if (atomic_load(&p->v[i].down) && p->v[i].prober == prober) {
+			p->v[i].probe_at = -1.;		/* due at once */
+			p->v[i].fails = 0;
+		}
+	pthread_mutex_unlock(&p->lock);
+}
+
+int upstreams_up(struct upstreams *p)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		if (!atomic_load(&p->v[i].down))
+			return 1;
+	return 0;
 }
 
 void upstream_resume(struct upstream *u, WOLFSSL *ssl)

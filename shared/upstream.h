@@ -1,42 +1,120 @@
 /* upstream: where connections go — tlsfwd-servers (client) or Fluentd
- * (server) — in the order they are tried, and what the workers share about
- * each: the TLS session to resume.  Health and weights will plug in here. */
+ * (server) — which one a new connection tries, and what the workers share
+ * about each: its health and the TLS session to resume. */
 #ifndef TLSFWD_UPSTREAM_H
 #define TLSFWD_UPSTREAM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
 #include "sock.h"
 
 #define UPSTREAM_ADDRS 8
+#define UPSTREAM_MAX 64		/* upstreams one process may have (a uint64_t of tried ones) */
+#define UPSTREAM_WEIGHT_MAX 1000
 
 struct upstream {
-	char spec[300];			/* as configured, for logs */
+	char spec[300];			/* HOST:PORT as configured, for logs */
 	char name[256];			/* client: name verified and sent as SNI */
 	int name_is_ip;			/* verified against IP SANs, never sent as SNI */
 	struct sock_addr addr[UPSTREAM_ADDRS];
 	int naddr;
+	int weight;			/* ,weight=N: its share of new connections */
+	int standby;			/* ,standby: used only while no other is up */
 	pthread_mutex_t lock;		/* guards session, for every worker */
 	WOLFSSL_SESSION *session;	/* client: the session to resume, or NULL */
+	/* Health, under the set's lock (down is also read without it). */
+	atomic_int down;		/* a connect, handshake or connection failed */
+	int current;			/* smooth weighted round robin */
+	int fails;			/* failed probes since it went down */
+	double probe_at;		/* when its prober tries it next */
+	int probing;			/* a probe is under way */
+	const void *prober;		/* who probes it while it is down */
 };
 
-/** upstream_init(u, spec, name, err, errsz): resolve spec (host:port) into u;
- *  name, if not NULL, is the name to verify instead of spec's host.
- *  0, or -1 with a message in err (u then needs no upstream_free()). */
-int upstream_init(struct upstream *u, const char *spec, const char *name, char *err,
+/* The upstreams of a process. */
+struct upstreams {
+	struct upstream *v;
+	int n;
+	double health_interval;		/* the probes' back-off stops growing here */
+	pthread_mutex_t lock;		/* the choice and every change of health */
+};
+
+/** upstream_parse(value, spec, specsz, weight, standby, why, whysz): split
+ *  "HOST:PORT[,weight=N][,standby]" into the address (checked, not
+ *  resolved) and its attributes.  0, or -1 with the reason in why. */
+int upstream_parse(const char *value, char *spec, size_t specsz, int *weight, int *standby,
+    char *why, size_t whysz);
+
+/** upstream_init(u, value, name, err, errsz): parse and resolve value (see
+ *  upstream_parse()) into u; name, if not NULL, is the name to verify
+ *  instead of the address's host.  0, or -1 with a message in err (u then
+ *  needs no upstream_free()). */
+int upstream_init(struct upstream *u, const char *value, const char *name, char *err,
     size_t errsz);
 
 /** upstream_free(u): release what upstream_init() and the session cache hold. */
 void upstream_free(struct upstream *u);
 
-/** upstream_next(v, n, up, addr): step the position (*up, *addr) in the try
- *  order of the n upstreams at v — each upstream in turn, each of its
- *  addresses in turn — to the next address.  0, or -1 (unchanged) if it was
- *  the last.  A connection starts at (0, 0). */
-int upstream_next(const struct upstream *v, int n, int *up, int *addr);
+/** upstreams_init(p, n, health_interval): n upstreams, all up, to be filled
+ *  in with upstream_init().  0, or -1 out of memory. */
+int upstreams_init(struct upstreams *p, int n, double health_interval);
+
+/** upstreams_free(p): the upstreams and what they hold. */
+void upstreams_free(struct upstreams *p);
+
+/*-
+ * The choice.  A new connection goes to the upstream that smooth weighted
+ * round robin picks among the primaries that are up; while none is, among
+ * the standbys that are up; while none at all is, to each in the order
+ * configured.  If one fails, the connection tries the upstream's next
+ * address, then the next choice among those it has not tried (the bits of
+ * *tried).
+ */
+
+/** upstream_pick(p, tried): the upstream a connection that has tried those
+ *  goes to next, or -1 if none is left. */
+int upstream_pick(struct upstreams *p, uint64_t tried);
+
+/** upstream_next(p, up, addr, tried): step the position (*up, *addr) to the
+ *  upstream's next address, or to the next choice's first (adding *up to
+ *  *tried).  0, or -1 (unchanged) if none is left. */
+int upstream_next(struct upstreams *p, int *up, int *addr, uint64_t *tried);
+
+/*-
+ * Health.  An upstream is down from its first failure (a connect, a
+ * handshake, or a relayed connection it cut) until one of its probes — a
+ * connection without a sender, which the first to mark it down makes —
+ * succeeds, or a sender's connection to it does.  The probes start 0.1 s
+ * after the failure and their gap doubles up to health_interval.
+ */
+
+/** upstream_failed(p, i, prober): upstream i failed.  1 if this call marked
+ *  it down: prober then probes it (see upstream_due()), and the caller logs. */
+int upstream_failed(struct upstreams *p, int i, const void *prober);
+
+/** upstream_ok(p, i): upstream i answered.  1 if this call marked it up
+ *  again (the caller logs). */
+int upstream_ok(struct upstreams *p, int i);
+
+/** upstream_probe_failed(p, i, now): a probe of i failed; back off. */
+void upstream_probe_failed(struct upstreams *p, int i, double now);
+
+/** upstream_due(p, prober, now, next): an upstream that prober probes and
+ *  whose probe is due at now (marked as under way), or -1; *next is then
+ *  the earliest time one will be due (0 if none waits). */
+int upstream_due(struct upstreams *p, const void *prober, double now, double *next);
+
+/** upstream_probe_now(p, prober): prober's upstreams are due at once (after a
+ *  reload: new keys or CAs may be what was missing). */
+void upstream_probe_now(struct upstreams *p, const void *prober);
+
+/** upstreams_up(p): 1 if any upstream is up. */
+int upstreams_up(struct upstreams *p);
 
 /** upstream_resume(u, ssl): offer u's cached session on ssl, if any. */
 void upstream_resume(struct upstream *u, WOLFSSL *ssl);

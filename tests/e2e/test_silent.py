@@ -287,6 +287,8 @@ try:
     s.connect(("127.0.0.77", 24224))
 except ConnectionRefusedError:
     print(json.dumps(["refused", 0])); sys.exit(0)
+except ConnectionResetError:    # the core had already tried, failed and reset it
+    print(json.dumps(["reset", 0])); sys.exit(0)
 got = b""
 try:
     s.sendall(payload)

@@ -1162,7 +1162,7 @@ static void test_usage(void **state)
 	u = usage_text(ROLE_CLIENT, "tlsfwd-client");
 	assert_true(strncmp(u, "usage: tlsfwd-client [--config FILE] [options]\n", 47) == 0);
 	assert_non_null(strstr(u, "--server "));
-	assert_non_null(strstr(u, "repeat to fail over (required)\n"));
+	assert_non_null(strstr(u, "repeat for more (required)\n"));
 	assert_non_null(strstr(u, "(default 127.0.0.1:24224)\n"));
 	assert_non_null(strstr(u, "--allow-remote-plaintext"));
 	assert_non_null(strstr(u, "(default 4096)\n"));

@@ -9,28 +9,142 @@
 
 #include "upstream.h"
 
+/* pool(p, n, weights, standby): n resolved-free upstreams, all up. */
+static void pool(struct upstreams *p, int n, const int *weight, const int *standby)
+{
+	int i;
+
+	assert_int_equal(upstreams_init(p, n, 5.), 0);
+	for (i = 0; i < n; i++) {
+		p->v[i].naddr = 1;
+		p->v[i].weight = weight != NULL ? weight[i] : 1;
+		p->v[i].standby = standby != NULL ? standby[i] : 0;
+		pthread_mutex_init(&p->v[i].lock, NULL);
+	}
+	p->n = n;
+}
+
 static void test_try_order(void **state)
 {
-	struct upstream v[3];
+	struct upstreams p;
 	int want[][2] = { { 0, 0 }, { 0, 1 }, { 1, 0 }, { 2, 0 }, { 2, 1 }, { 2, 2 } };
-	int up = 0, addr = 0, i;
+	int up, addr = 0, i;
+	uint64_t tried = 0;
 
 	(void)state;
-	memset(v, 0, sizeof(v));
-	v[0].naddr = 2;
-	v[1].naddr = 1;
-	v[2].naddr = 3;
+	pool(&p, 3, NULL, NULL);
+	p.v[0].naddr = 2;
+	p.v[2].naddr = 3;
+	assert_int_equal(up = upstream_pick(&p, 0), 0);	/* equal weights: in turn */
 	for (i = 1; i < 6; i++) {
-		assert_int_equal(upstream_next(v, 3, &up, &addr), 0);
+		assert_int_equal(upstream_next(&p, &up, &addr, &tried), 0);
 		assert_int_equal(up, want[i][0]);
 		assert_int_equal(addr, want[i][1]);
 	}
-	assert_int_equal(upstream_next(v, 3, &up, &addr), -1);	/* the last stays */
+	assert_int_equal(upstream_next(&p, &up, &addr, &tried), -1);	/* the last stays */
 	assert_int_equal(up, 2);
 	assert_int_equal(addr, 2);
-	up = addr = 0;
-	assert_int_equal(upstream_next(v, 1, &up, &addr), 0);
-	assert_int_equal(upstream_next(v, 1, &up, &addr), -1);
+	assert_true(tried == 3);
+	upstreams_free(&p);
+}
+
+static void test_weights(void **state)
+{
+	struct upstreams p;
+	int weight[] = { 60, 40, 1 }, standby[] = { 0, 0, 1 }, got[3] = { 0 }, i, last = -1;
+	int runs = 0;
+
+	(void)state;
+	pool(&p, 3, weight, standby);
+	for (i = 0; i < 1000; i++) {
+		int k = upstream_pick(&p, 0);
+
+		assert_true(k == 0 || k == 1);
+		got[k]++;
+		runs += k == last;	/* smooth: never three of one in a row */
+		last = k;
+	}
+	assert_int_equal(got[0], 600);
+	assert_int_equal(got[1], 400);
+	assert_int_equal(got[2], 0);
+	assert_true(runs < 500);
+	upstreams_free(&p);
+}
+
+static void test_standby_and_health(void **state)
+{
+	struct upstreams p;
+	int standby[] = { 0, 0, 1 }, me, i;
+	double next;
+
+	(void)state;
+	pool(&p, 3, NULL, standby);
+	assert_int_equal(upstream_failed(&p, 0, &me), 1);
+	assert_int_equal(upstream_failed(&p, 0, &me), 0);	/* once */
+	for (i = 0; i < 4; i++)
+		assert_int_equal(upstream_pick(&p, 0), 1);
+	assert_int_equal(upstream_pick(&p, 2), 2);	/* 1 tried: the standby */
+	assert_int_equal(upstream_failed(&p, 1, &me), 1);
+	assert_int_equal(upstream_pick(&p, 0), 2);
+	assert_true(upstreams_up(&p));
+	assert_int_equal(upstream_failed(&p, 2, NULL), 1);
+	assert_false(upstreams_up(&p));
+	assert_int_equal(upstream_pick(&p, 0), 0);	/* none up: each in order */
+	assert_int_equal(upstream_pick(&p, 1), 1);
+	assert_int_equal(upstream_pick(&p, 7), -1);
+
+	/* Probes: due 0.1 s after the failure, then backing off to 5 s. */
+	assert_int_equal(upstream_due(&p, &me, 100., &next), -1);
+	assert_true(next > 100.09 && next < 100.11);
+	assert_int_equal(upstream_due(&p, &me, 100.1, &next), 0);
+	assert_int_equal(upstream_due(&p, &me, 100.1, &next), 1);
+	assert_int_equal(upstream_due(&p, &me, 100.1, &next), -1);	/* under way */
+	assert_true(next == 0.);
+	upstream_probe_failed(&p, 0, 101.);
+	assert_int_equal(upstream_due(&p, &me, 101., &next), -1);
+	assert_true(next > 101.19 && next < 101.21);
+	for (i = 0; i < 10; i++) {
+		upstream_probe_failed(&p, 0, 200.);
+		(void)upstream_due(&p, &me, 200., &next);
+	}
+	assert_true(next == 205.);		/* bounded by the health interval */
+	upstream_probe_now(&p, &me);
+	assert_int_equal(upstream_due(&p, &me, 200., &next), 0);
+	assert_int_equal(upstream_ok(&p, 0), 1);
+	assert_int_equal(upstream_ok(&p, 0), 0);
+	assert_true(upstreams_up(&p));
+	assert_int_equal(upstream_pick(&p, 0), 0);
+	upstreams_free(&p);
+}
+
+static void test_parse(void **state)
+{
+	char spec[300], why[128];
+	int weight, standby;
+
+	(void)state;
+	assert_int_equal(upstream_parse("agg:24284", spec, sizeof(spec), &weight, &standby, why,
+	    sizeof(why)), 0);
+	assert_string_equal(spec, "agg:24284");
+	assert_int_equal(weight, 1);
+	assert_int_equal(standby, 0);
+	assert_int_equal(upstream_parse("[::1]:1,weight=60,standby", spec, sizeof(spec), &weight,
+	    &standby, why, sizeof(why)), 0);
+	assert_string_equal(spec, "[::1]:1");
+	assert_int_equal(weight, 60);
+	assert_int_equal(standby, 1);
+	assert_int_equal(upstream_parse("a:1,weight=0", spec, sizeof(spec), &weight, &standby, why,
+	    sizeof(why)), -1);
+	assert_non_null(strstr(why, "weight"));
+	assert_int_equal(upstream_parse("a:1,weight=1001", spec, sizeof(spec), &weight, &standby,
+	    why, sizeof(why)), -1);
+	assert_int_equal(upstream_parse("a:1,weight=6x", spec, sizeof(spec), &weight, &standby,
+	    why, sizeof(why)), -1);
+	assert_int_equal(upstream_parse("a:1,backup", spec, sizeof(spec), &weight, &standby, why,
+	    sizeof(why)), -1);
+	assert_non_null(strstr(why, "backup"));
+	assert_int_equal(upstream_parse("a,weight=2", spec, sizeof(spec), &weight, &standby, why,
+	    sizeof(why)), -1);
 }
 
 static void test_init(void **state)
@@ -51,12 +165,21 @@ static void test_init(void **state)
 	upstream_free(&u);
 	assert_int_equal(upstream_init(&u, "no-port", NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no-port"));
+	assert_int_equal(upstream_init(&u, "127.0.0.1:24284,weight=7,standby", NULL, err,
+	    sizeof(err)), 0);
+	assert_string_equal(u.spec, "127.0.0.1:24284");
+	assert_int_equal(u.weight, 7);
+	assert_int_equal(u.standby, 1);
+	upstream_free(&u);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_try_order),
+		cmocka_unit_test(test_weights),
+		cmocka_unit_test(test_standby_and_health),
+		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_init),
 	};
 
