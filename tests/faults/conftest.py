@@ -208,13 +208,13 @@ class SinkProc:
 
     _LINE = re.compile(r" (\S+): \{.*\"seq\":(\d+)")
 
-    def __init__(self, tf, ns, port=SINK_PORT):
+    def __init__(self, tf, ns, port=SINK_PORT, name="sink"):
         self.tf = tf
         self.ns = ns
         self.port = port
         self.address = f"127.0.0.1:{port}"
-        self.events_path = tf.tmp / "sink.events"
-        self.log_path = tf.tmp / "sink.stderr"
+        self.events_path = tf.tmp / f"{name}.events"
+        self.log_path = tf.tmp / f"{name}.stderr"
         self.proc = None
         self.starts = 0
 

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from conftest import (AckSender, PlainSender, assert_all_delivered, assert_no_silent_loss,
-                      wait_time)
+from conftest import (SERVER_PORT, AckSender, PlainSender, SinkProc, assert_all_delivered,
+                      assert_no_silent_loss, ns_daemon, wait_time)
 
 KILL_CYCLES = 20          # kill/restart cycles with acks (issue 13: at least 20)
 PLAIN_KILL_CYCLES = 6     # without acks: each cycle leaves its mark on several connections
@@ -104,6 +104,56 @@ def test_partition_new_connections_fail_visibly(rig):
           f"sender started during it {new.summary()}")
     assert_no_silent_loss(rig.sink, old)
     assert_no_silent_loss(rig.sink, new)
+
+
+class Sinks:
+    """Several sinks read as one (the events may be in any of them)."""
+
+    def __init__(self, *sinks):
+        self.sinks = sinks
+
+    def seqs(self, tag):
+        return [q for sink in self.sinks for q in sink.seqs(tag)]
+
+
+def test_partitioned_server_costs_one_connect_timeout(rig):
+    """Two servers (issue 12 §1): the rig's across the veth and a second one on
+    C's own loopback, with its own sink.  When the cable is cut, the one
+    connection that meets the far server waits a connect timeout (1 s) and
+    goes on to the near one; the far server is down from then on, so the
+    next connections go straight to the near one, and nothing is lost or
+    refused.  Once healed, a probe brings it back within --health-interval."""
+    tf = rig.tf
+    near = SinkProc(tf, rig.net.c, port=24226, name="near-sink").start()
+    ns_daemon(tf, rig.net.c, "tlsfwd-server", "server-near", listen="127.0.0.1:24285",
+              upstream=near.address, ca=tf.pki.ca.cert, cert=tf.pki.server.cert,
+              key=tf.pki.server.key, workers=1, log_level="info")
+    client = ns_daemon(tf, rig.net.c, "tlsfwd-client", "client-2", listen="127.0.0.1:24225",
+                       server=[f"{rig.net.s_addr}:{SERVER_PORT}", "127.0.0.1:24285"],
+                       server_name="localhost", ca=tf.pki.ca.cert, cert=tf.pki.client.cert,
+                       key=tf.pki.client.key, connect_timeout=1, health_interval=1, workers=1,
+                       log_level="info")
+    sender = PlainSender(rig.net.c, client.address, per_conn=20)
+    for _ in range(10):
+        assert sender.one(burst=True).outcome == "ok", sender.summary()
+    far = Sinks(rig.sink).seqs(sender.tag)
+    assert far and len(far) < 200, "before the cut, the two servers share the connections"
+    rig.net.partition()
+    took = []
+    for _ in range(20):
+        start = time.monotonic()
+        c = sender.one(burst=True)
+        took.append(time.monotonic() - start)
+        assert c.outcome == "ok", sender.summary()
+    print(f"cable cut: 20 connections, " + " ".join(f"{t * 1000:.0f}" for t in took) + " ms")
+    assert sum(t > 0.5 for t in took) == 1, took
+    assert max(took) < 2.0, took
+    assert [r["upstream"] for r in client.records() if r.get("msg") == "upstream down"] == \
+        [f"{rig.net.s_addr}:{SERVER_PORT}"]
+    rig.net.heal()
+    client.wait_for(lambda r: r.get("msg") == "upstream up", wait_time(5),
+                    "the far server probed back within --health-interval 1")
+    assert_no_silent_loss(Sinks(rig.sink, near), sender)
 
 
 # ---------------------------------------------------------------------------
