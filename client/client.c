@@ -121,7 +121,7 @@ static int client_rules_new(const struct config *cfg, void **rules, char *err, s
  * and the session to resume. */
 static int client_tls_setup(struct conn *c, WOLFSSL *ssl)
 {
-	struct upstream *u = &c->s->t->ups.v[c->up];
+	struct upstream *u = &c->s->t->ups.v[c->pos.up];
 
 	/* An IP literal is checked against IP SANs and never sent as SNI. */
 	if (u->name_is_ip) {
@@ -156,7 +156,7 @@ static void client_tls_read(struct conn *c, WOLFSSL *ssl)
 	    (sess = wolfSSL_get1_session(ssl)) == NULL)
 		return;
 	c->ticketed = 1;
-	upstream_keep(&c->s->t->ups.v[c->up], sess);
+	upstream_keep(&c->s->t->ups.v[c->pos.up], sess);
 }
 
 /* client_judge(c, ok, err): the --pin-server pins on the server's leaf.  A
@@ -186,7 +186,7 @@ static void client_secured(struct conn *c)
 	WOLFSSL *ssl = c->end[1].ssl;
 
 	log_debug("connected", "peer=%s upstream=%s tls=%s cipher=%s resumed=%d", c->peer,
-	    c->s->t->ups.v[c->up].spec, wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
+	    c->s->t->ups.v[c->pos.up].spec, wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl),
 	    wolfSSL_session_reused(ssl));
 }
 

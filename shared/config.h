@@ -37,6 +37,7 @@ struct config {
 	int heartbeat;			/* client: answer UDP heartbeats on the listen address */
 	long tcp_keepalive;		/* seconds of silence before keepalive probes; 0: off */
 	long health_interval;		/* the longest wait between probes of a down upstream */
+	long resolve_interval;		/* seconds between resolving upstream names again */
 	struct strlist pin_server;	/* client: sha256:/spki: pins of the server */
 	struct strlist allow_cn, allow_dns, allow_uri, allow_ou;	/* server: who may send */
 	struct strlist allow_fingerprint, allow_spki, allow_net, crl;

@@ -59,6 +59,8 @@ const struct opt config_opts[] = {
 	  "answer out_forward's UDP heartbeats on the listen address while a server is up" },
 	{ "health-interval", OPT_INT, BOTH, 0, O(health_interval), "5", "5", 1, 3600, NULL,
 	  "seconds between probes of an upstream that is down, at most" },
+	{ "resolve-interval", OPT_INT, BOTH, 0, O(resolve_interval), "60", "60", 0, 86400, NULL,
+	  "seconds between resolving upstream names again, and 1 s after one fails (0: never)" },
 	{ "tcp-keepalive", OPT_INT, BOTH, 0, O(tcp_keepalive), "60", "60", 0, 7200, NULL,
 	  "seconds of silence before TCP keepalive probes on every tunnel socket (0: off)" },
 	{ "allow-remote-plaintext", OPT_BOOL, ROLE_CLIENT, 0, O(allow_remote_plaintext), "false", NULL, 0, 0, NULL,

@@ -131,6 +131,7 @@ static void upstream_lost(struct conn_set *s, int i, const char *why)
 	if (upstream_failed(&t->ups, i, s)) {
 		if (t->ups.n > 1)
 			log_warn("upstream down", "upstream=%s reason=%s", t->ups.v[i].spec, why);
+		resolver_kick(&t->res);		/* it may have moved */
 		probe_after(s, 0.);
 	}
 	if (!upstreams_up(&t->ups))
@@ -143,9 +144,11 @@ static void probe_done(struct conn *c, int ok)
 	struct conn_set *s = c->s;
 
 	if (ok)
-		upstream_answered(s, c->up);
-	else
-		upstream_probe_failed(&s->t->ups, c->up, ev_now(s->loop));
+		upstream_answered(s, c->pos.up);
+	else {
+		upstream_probe_failed(&s->t->ups, c->pos.up, ev_now(s->loop));
+		resolver_kick(&s->t->res);
+	}
 	probe_after(s, 0.);
 }
 
@@ -177,7 +180,7 @@ int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const c
 		/* sent, received: bytes delivered upstream, and back to the peer */
 		log_kv(level, reasons[why].msg,
 		    "peer=%s upstream=%s side=%s reason=%s subject=%s tls_code=%s sent=%llu "
-		    "received=%llu duration=%f", c->peer, c->tried ? t->ups.v[c->up].spec : NULL,
+		    "received=%llu duration=%f", c->peer, c->tried ? t->ups.v[c->pos.up].spec : NULL,
 		    side == SIDE_NONE ? NULL : sides[side], detail,
 		    c->verdict != NULL && c->verdict->id != NULL ? c->verdict->id->subject : NULL,
 		    c->tls_code != 0 ? code : NULL, c->sent[0], c->sent[1],
@@ -187,7 +190,7 @@ int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const c
 		probe_done(c, why == CONN_DONE);
 	} else {
 		if (side == SIDE_UPSTREAM)
-			upstream_lost(s, c->up, detail);
+			upstream_lost(s, c->pos.up, detail);
 		if (t->role->closed != NULL)
 			t->role->closed(c, why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
 			    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED, detail);
@@ -223,11 +226,11 @@ static void conn_relay(struct conn *c)
  * down.  0, or -1 if none is left. */
 static int next_upstream(struct conn *c, const char *why)
 {
-	int was = c->up;
+	int was = c->pos.up;
 
-	if (upstream_next(&c->s->t->ups, &c->up, &c->addr, &c->ups_tried) < 0)
+	if (upstream_next(&c->s->t->ups, &c->pos) < 0)
 		return -1;
-	if (c->up != was && !c->probe)
+	if (c->pos.up != was && !c->probe)
 		upstream_lost(c->s, was, why);
 	return 0;
 }
@@ -240,11 +243,15 @@ int conn_connect(struct conn *c)
 	int e = 0;
 
 	if (!c->tried && !c->probe)
-		c->up = upstream_pick(&t->ups, 0);
+		upstream_start(&t->ups, &c->pos, upstream_pick(&t->ups, 0));
 	c->tried = 1;
 	do {
-		int fd = sock_connect(&t->ups.v[c->up].addr[c->addr]);
+		struct sock_addr a;
+		int fd = -1;
 
+		errno = EADDRNOTAVAIL;	/* the resolver took it away meanwhile */
+		if (upstream_addr(&t->ups.v[c->pos.up], c->pos.addr, &a) == 0)
+			fd = sock_connect(&a);
 		if (fd >= 0) {
 			sock_keepalive(fd, t->tcp_keepalive);
 			end_open(c, &c->end[1], fd);
@@ -262,7 +269,7 @@ int conn_connect(struct conn *c)
  * address or upstream, or drop.  Only before any byte came from upstream. */
 int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 {
-	const struct upstream *u = &c->s->t->ups.v[c->up];
+	const struct upstream *u = &c->s->t->ups.v[c->pos.up];
 
 	if (next_upstream(c, detail) < 0)
 		return conn_drop(c, why, SIDE_UPSTREAM, detail);
@@ -279,7 +286,7 @@ int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 void conn_up(struct conn *c)
 {
 	if (!c->probe)
-		upstream_answered(c->s, c->up);
+		upstream_answered(c->s, c->pos.up);
 	conn_relay(c);
 }
 
@@ -477,8 +484,8 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		c->probe = 1;
 		snprintf(c->peer, sizeof(c->peer), "probe");
 		c->end[0].ready = c->end[0].eof = 1;
-		c->up = i;
-		c->ups_tried = ~((uint64_t)1 << i);	/* this one's addresses only */
+		upstream_start(p, &c->pos, i);
+		c->pos.tried = ~((uint64_t)1 << i);	/* this one's addresses only */
 		if (conn_connect(c) == 0)
 			pump_update(c);
 	}

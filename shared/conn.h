@@ -13,6 +13,7 @@
 #include "role.h"
 #include "sock.h"
 #include "tls.h"
+#include "resolver.h"
 #include "upstream.h"
 #include "xport.h"
 
@@ -23,6 +24,7 @@ struct tunnel {
 	const struct role *role;
 	struct tls_policy_slot policy;	/* TLS context (and rules): replaced on reload */
 	struct upstreams ups;		/* where connections go, and their health */
+	struct resolver res;		/* resolves their names again */
 	double connect_timeout, handshake_timeout, drain_timeout;
 	long max_conns;
 	int resume;			/* client: keep and offer session tickets */
@@ -78,8 +80,7 @@ struct conn {
 	ev_timer timer;		/* handshake, connect or drain, by state */
 	ev_timer turn;		/* due at once: the rest of a turn cut at CONN_TURN */
 	ev_tstamp start, last;	/* accept time, last byte moved */
-	int up, addr;		/* upstream and address being tried */
-	uint64_t ups_tried;	/* the upstreams it left (bit i: ups.v[i]) */
+	struct upstream_pos pos;	/* the upstream and address being tried */
 	int tls_code;		/* wolfSSL's error behind a TLS failure, for the log */
 	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
 	struct verdict *verdict;	/* who the peer is, from its handshake to close */

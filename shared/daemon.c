@@ -1,6 +1,7 @@
 /* daemon: shared start-up and shutdown of tlsfwd-client and tlsfwd-server. */
 #include "daemon.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,11 +50,17 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 		daemon_tunnel_close(t);
 		return -1;
 	}
+	if (resolver_start(&t->res, &t->ups, (double)cfg->resolve_interval) < 0) {
+		snprintf(err, errsz, "cannot start the resolver thread: %s", strerror(errno));
+		daemon_tunnel_close(t);
+		return -1;
+	}
 	return 0;
 }
 
 void daemon_tunnel_close(struct tunnel *t)
 {
+	resolver_stop(&t->res);
 	tls_policy_set(&t->policy, NULL);
 	pthread_mutex_destroy(&t->policy.lock);
 	reach_destroy(&t->reach);

@@ -155,20 +155,75 @@ int upstream_pick(struct upstreams *p, uint64_t tried)
 	return i < p->n ? i : -1;
 }
 
-int upstream_next(struct upstreams *p, int *up, int *addr, uint64_t *tried)
+void upstream_start(struct upstreams *p, struct upstream_pos *pos, int up)
+{
+	struct upstream *u = &p->v[up];
+
+	pthread_mutex_lock(&u->lock);
+	pos->up = up;
+	pos->addr = (int)(u->next_addr++ % (unsigned)u->naddr);
+	pos->left = u->naddr - 1;
+	pthread_mutex_unlock(&u->lock);
+}
+
+int upstream_next(struct upstreams *p, struct upstream_pos *pos)
 {
 	int i;
 
-	if (*addr + 1 < p->v[*up].naddr) {
-		++*addr;
+	if (pos->left > 0) {
+		struct upstream *u = &p->v[pos->up];
+
+		pthread_mutex_lock(&u->lock);
+		pos->addr = (pos->addr + 1) % u->naddr;
+		pthread_mutex_unlock(&u->lock);
+		pos->left--;
 		return 0;
 	}
-	if ((i = upstream_pick(p, *tried | (uint64_t)1 << *up)) < 0)
+	if ((i = upstream_pick(p, pos->tried | (uint64_t)1 << pos->up)) < 0)
 		return -1;
-	*tried |= (uint64_t)1 << *up;
-	*up = i;
-	*addr = 0;
+	pos->tried |= (uint64_t)1 << pos->up;
+	upstream_start(p, pos, i);
 	return 0;
+}
+
+int upstream_addr(struct upstream *u, int i, struct sock_addr *a)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&u->lock);
+	if (i < u->naddr) {
+		*a = u->addr[i];
+		rc = 0;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return rc;
+}
+
+/* has(v, n, a): 1 if a is one of v[0..n). */
+static int has(const struct sock_addr *v, int n, const struct sock_addr *a)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].len == a->len && memcmp(&v[i].ss, &a->ss, a->len) == 0)
+			return 1;
+	return 0;
+}
+
+int upstream_set_addrs(struct upstream *u, const struct sock_addr *a, int n)
+{
+	int i, same;
+
+	pthread_mutex_lock(&u->lock);
+	same = n == u->naddr;
+	for (i = 0; same && i < n; i++)
+		same = has(u->addr, u->naddr, &a[i]);
+	if (!same) {
+		memcpy(u->addr, a, (size_t)n * sizeof(*a));
+		u->naddr = n;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return !same;
 }
 
 int upstream_failed(struct upstreams *p, int i, const void *prober)

@@ -21,11 +21,13 @@ struct upstream {
 	char spec[300];			/* HOST:PORT as configured, for logs */
 	char name[256];			/* client: name verified and sent as SNI */
 	int name_is_ip;			/* verified against IP SANs, never sent as SNI */
-	struct sock_addr addr[UPSTREAM_ADDRS];
-	int naddr;
+	struct sock_addr addr[UPSTREAM_ADDRS];	/* under lock: the resolver */
+	int naddr;				/* changes them (resolver.c) */
+	unsigned next_addr;		/* under lock: where the next connection starts */
+	int unresolved;			/* the resolver's: its name stopped resolving */
 	int weight;			/* ,weight=N: its share of new connections */
 	int standby;			/* ,standby: used only while no other is up */
-	pthread_mutex_t lock;		/* guards session, for every worker */
+	pthread_mutex_t lock;		/* guards addr, naddr, session, for every worker */
 	WOLFSSL_SESSION *session;	/* client: the session to resume, or NULL */
 	/* Health, under the set's lock (down is also read without it). */
 	atomic_int down;		/* a connect, handshake or connection failed */
@@ -71,19 +73,37 @@ void upstreams_free(struct upstreams *p);
  * The choice.  A new connection goes to the upstream that smooth weighted
  * round robin picks among the primaries that are up; while none is, among
  * the standbys that are up; while none at all is, to each in the order
- * configured.  If one fails, the connection tries the upstream's next
- * address, then the next choice among those it has not tried (the bits of
- * *tried).
+ * configured.  Of that upstream's addresses (all its name resolves to) it
+ * tries each in turn, starting one further than the connection before
+ * (round robin), then the next choice among the upstreams it has not tried
+ * (the bits of pos->tried).
  */
+
+/* Where a connection is in its try order. */
+struct upstream_pos {
+	int up, addr;		/* the upstream and address being tried */
+	int left;		/* addresses of up still to try after addr */
+	uint64_t tried;		/* the upstreams it left (bit i: v[i]) */
+};
 
 /** upstream_pick(p, tried): the upstream a connection that has tried those
  *  goes to next, or -1 if none is left. */
 int upstream_pick(struct upstreams *p, uint64_t tried);
 
-/** upstream_next(p, up, addr, tried): step the position (*up, *addr) to the
- *  upstream's next address, or to the next choice's first (adding *up to
- *  *tried).  0, or -1 (unchanged) if none is left. */
-int upstream_next(struct upstreams *p, int *up, int *addr, uint64_t *tried);
+/** upstream_start(p, pos, up): pos at up's first address for this connection. */
+void upstream_start(struct upstreams *p, struct upstream_pos *pos, int up);
+
+/** upstream_next(p, pos): step pos to its upstream's next address, or to
+ *  the next choice's first (adding the upstream it leaves to pos->tried).
+ *  0, or -1 (unchanged) if none is left. */
+int upstream_next(struct upstreams *p, struct upstream_pos *pos);
+
+/** upstream_addr(u, i, a): u's address i, copied; -1 if u has fewer now. */
+int upstream_addr(struct upstream *u, int i, struct sock_addr *a);
+
+/** upstream_set_addrs(u, a, n): u's addresses are now a[0..n).  1 if that
+ *  changed them as a set, else 0 (and they stay in their order). */
+int upstream_set_addrs(struct upstream *u, const struct sock_addr *a, int n);
 
 /*-
  * Health.  An upstream is down from its first failure (a connect, a

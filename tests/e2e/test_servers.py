@@ -21,7 +21,8 @@ SLOW_FACTOR = 10.0 if VALGRIND else 1.0
 class CountingSink:
     """A TCP listener standing in for Fluentd that accepts every connection on
     its own thread, reads it to its end and closes it cleanly: counts the
-    connections that ended so, and the bytes they brought."""
+    connections that brought bytes and ended so (not the client's probes,
+    which bring none), and the bytes."""
 
     def __init__(self):
         self.lsock = socket.socket()
@@ -46,7 +47,7 @@ class CountingSink:
                     except BlockingIOError:
                         continue
                     conn.setblocking(False)
-                    self._sel.register(conn, selectors.EVENT_READ)
+                    self._sel.register(conn, selectors.EVENT_READ, [0])
                     continue
                 try:
                     data = s.recv(65536)
@@ -56,9 +57,10 @@ class CountingSink:
                     data = None
                 if data:
                     self.bytes += len(data)
+                    key.data[0] += len(data)
                     continue
                 self._sel.unregister(s)
-                if data == b"":
+                if data == b"" and key.data[0] > 0:
                     self.count += 1
                 s.close()
 

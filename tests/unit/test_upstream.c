@@ -28,24 +28,57 @@ static void test_try_order(void **state)
 {
 	struct upstreams p;
 	int want[][2] = { { 0, 0 }, { 0, 1 }, { 1, 0 }, { 2, 0 }, { 2, 1 }, { 2, 2 } };
-	int up, addr = 0, i;
-	uint64_t tried = 0;
+	struct upstream_pos pos = { 0 };
+	int i;
 
 	(void)state;
 	pool(&p, 3, NULL, NULL);
 	p.v[0].naddr = 2;
 	p.v[2].naddr = 3;
-	assert_int_equal(up = upstream_pick(&p, 0), 0);	/* equal weights: in turn */
+	upstream_start(&p, &pos, upstream_pick(&p, 0));	/* equal weights: in turn */
+	assert_int_equal(pos.up, 0);
+	assert_int_equal(pos.addr, 0);
 	for (i = 1; i < 6; i++) {
-		assert_int_equal(upstream_next(&p, &up, &addr, &tried), 0);
-		assert_int_equal(up, want[i][0]);
-		assert_int_equal(addr, want[i][1]);
+		assert_int_equal(upstream_next(&p, &pos), 0);
+		assert_int_equal(pos.up, want[i][0]);
+		assert_int_equal(pos.addr, want[i][1]);
 	}
-	assert_int_equal(upstream_next(&p, &up, &addr, &tried), -1);	/* the last stays */
-	assert_int_equal(up, 2);
-	assert_int_equal(addr, 2);
-	assert_true(tried == 3);
+	assert_int_equal(upstream_next(&p, &pos), -1);	/* the last stays */
+	assert_int_equal(pos.up, 2);
+	assert_int_equal(pos.addr, 2);
+	assert_true(pos.tried == 3);
+
+	/* The next connection to 0 starts at its other address, and still
+	 * tries both. */
+	upstream_start(&p, &pos, 0);
+	assert_int_equal(pos.addr, 1);
+	pos.tried = 6;
+	assert_int_equal(upstream_next(&p, &pos), 0);
+	assert_int_equal(pos.addr, 0);
+	assert_int_equal(upstream_next(&p, &pos), -1);
 	upstreams_free(&p);
+}
+
+static void test_addrs(void **state)
+{
+	struct upstream u;
+	struct sock_addr a[3], got;
+	const char *why;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(upstream_init(&u, "127.0.0.1:1", NULL, err, sizeof(err)), 0);
+	assert_int_equal(sock_resolve("127.0.0.2:1", &a[0], 1, &why), 1);
+	assert_int_equal(sock_resolve("[::1]:1", &a[1], 1, &why), 1);
+	assert_int_equal(sock_resolve("127.0.0.1:1", &a[2], 1, &why), 1);
+	assert_int_equal(upstream_set_addrs(&u, &a[2], 1), 0);	/* the same */
+	assert_int_equal(upstream_set_addrs(&u, a, 2), 1);
+	assert_int_equal(u.naddr, 2);
+	assert_int_equal(upstream_set_addrs(&u, (struct sock_addr[]){ a[1], a[0] }, 2), 0);
+	assert_int_equal(upstream_addr(&u, 1, &got), 0);
+	assert_memory_equal(&got.ss, &a[1].ss, a[1].len);	/* order kept */
+	assert_int_equal(upstream_addr(&u, 2, &got), -1);
+	upstream_free(&u);
 }
 
 static void test_weights(void **state)
@@ -177,6 +210,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_try_order),
+		cmocka_unit_test(test_addrs),
 		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_standby_and_health),
 		cmocka_unit_test(test_parse),
