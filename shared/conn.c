@@ -228,6 +228,7 @@ static int next_upstream(struct conn *c, const char *why)
 {
 	int was = c->pos.up;
 
+	upstream_addr_failed(&c->s->t->ups, &c->pos);
 	if (upstream_next(&c->s->t->ups, &c->pos) < 0)
 		return -1;
 	if (c->pos.up != was && !c->probe)
@@ -285,6 +286,7 @@ int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
  * sender's connection proves the upstream reachable as well as a probe. */
 void conn_up(struct conn *c)
 {
+	upstream_addr_ok(&c->s->t->ups, &c->pos);
 	if (!c->probe)
 		upstream_answered(c->s, c->pos.up);
 	conn_relay(c);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tls.h"
 
@@ -155,14 +156,48 @@ int upstream_pick(struct upstreams *p, uint64_t tried)
 	return i < p->n ? i : -1;
 }
 
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void upstream_start(struct upstreams *p, struct upstream_pos *pos, int up)
 {
 	struct upstream *u = &p->v[up];
+	double now = u->naddr > 1 ? mono_now() : 0.;
+	int first, k, n;
 
 	pthread_mutex_lock(&u->lock);
+	n = u->naddr;
+	first = (int)(u->next_addr++ % (unsigned)n);
+	for (k = 0; k < n && u->addr_bad[(first + k) % n] > now; k++)
+		;
 	pos->up = up;
-	pos->addr = (int)(u->next_addr++ % (unsigned)u->naddr);
-	pos->left = u->naddr - 1;
+	pos->addr = (first + (k < n ? k : 0)) % n;
+	pos->left = n - 1;
+	pthread_mutex_unlock(&u->lock);
+}
+
+void upstream_addr_failed(struct upstreams *p, const struct upstream_pos *pos)
+{
+	struct upstream *u = &p->v[pos->up];
+
+	pthread_mutex_lock(&u->lock);
+	if (pos->addr < u->naddr && u->naddr > 1)
+		u->addr_bad[pos->addr] = mono_now() + p->health_interval;
+	pthread_mutex_unlock(&u->lock);
+}
+
+void upstream_addr_ok(struct upstreams *p, const struct upstream_pos *pos)
+{
+	struct upstream *u = &p->v[pos->up];
+
+	pthread_mutex_lock(&u->lock);
+	if (pos->addr < u->naddr)
+		u->addr_bad[pos->addr] = 0.;
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -220,6 +255,7 @@ int upstream_set_addrs(struct upstream *u, const struct sock_addr *a, int n)
 		same = has(u->addr, u->naddr, &a[i]);
 	if (!same) {
 		memcpy(u->addr, a, (size_t)n * sizeof(*a));
+		memset(u->addr_bad, 0, sizeof(u->addr_bad));
 		u->naddr = n;
 	}
 	pthread_mutex_unlock(&u->lock);

@@ -24,6 +24,7 @@ struct upstream {
 	struct sock_addr addr[UPSTREAM_ADDRS];	/* under lock: the resolver */
 	int naddr;				/* changes them (resolver.c) */
 	unsigned next_addr;		/* under lock: where the next connection starts */
+	double addr_bad[UPSTREAM_ADDRS];	/* under lock: not a first try until then */
 	int unresolved;			/* the resolver's: its name stopped resolving */
 	int weight;			/* ,weight=N: its share of new connections */
 	int standby;			/* ,standby: used only while no other is up */
@@ -90,13 +91,21 @@ struct upstream_pos {
  *  goes to next, or -1 if none is left. */
 int upstream_pick(struct upstreams *p, uint64_t tried);
 
-/** upstream_start(p, pos, up): pos at up's first address for this connection. */
+/** upstream_start(p, pos, up): pos at up's first address for this connection:
+ *  the next in turn that has not failed within --health-interval (or, if
+ *  all have, the next in turn). */
 void upstream_start(struct upstreams *p, struct upstream_pos *pos, int up);
 
 /** upstream_next(p, pos): step pos to its upstream's next address, or to
  *  the next choice's first (adding the upstream it leaves to pos->tried).
  *  0, or -1 (unchanged) if none is left. */
 int upstream_next(struct upstreams *p, struct upstream_pos *pos);
+
+/** upstream_addr_failed(p, pos) / upstream_addr_ok(p, pos): the attempt at
+ *  pos's address failed (it is tried first by no connection for
+ *  --health-interval), or succeeded. */
+void upstream_addr_failed(struct upstreams *p, const struct upstream_pos *pos);
+void upstream_addr_ok(struct upstreams *p, const struct upstream_pos *pos);
 
 /** upstream_addr(u, i, a): u's address i, copied; -1 if u has fewer now. */
 int upstream_addr(struct upstream *u, int i, struct sock_addr *a);

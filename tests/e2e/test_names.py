@@ -31,7 +31,8 @@ class Aggregators:
         self.sinks, self.servers = {}, {}
         for ip in ips:
             self.sinks[ip] = tf.closing(CountingSink())
-            self.servers[ip] = tf.server(self.sinks[ip], listen=f"{ip}:{self.port}")
+            host = f"[{ip}]" if ":" in ip else ip
+            self.servers[ip] = tf.server(self.sinks[ip], listen=f"{host}:{self.port}")
 
     def counts(self):
         return {ip: s.count for ip, s in self.sinks.items()}
@@ -73,18 +74,23 @@ def test_a_moved_name_is_followed_without_a_restart(tf):
 
 
 def test_every_address_of_a_name_is_used(tf):
-    aggs = Aggregators(tf, "127.0.0.78", "127.0.0.79")
-    hosts = tf.file("hosts", "127.0.0.78 agg.test\n127.0.0.79 agg.test\n")
+    """An AAAA and an A record: new connections alternate between them."""
+    aggs = Aggregators(tf, "::1", "127.0.0.79")
+    hosts = tf.file("hosts", "::1 agg.test\n127.0.0.79 agg.test\n")
     client = named_client(tf, hosts, aggs)
     run_connections(client.address, 20, workers=1)
     wait_count(aggs.sinks.values(), 20, "over both addresses")
-    assert aggs.counts() == {"127.0.0.78": 10, "127.0.0.79": 10}
+    assert aggs.counts() == {"::1": 10, "127.0.0.79": 10}
     # One address dead: the other serves every connection, none is lost.
-    aggs.servers["127.0.0.78"].stop()
+    aggs.servers["::1"].stop()
     results = run_connections(client.address, 10, workers=1)
     assert all(kind == "clean" for (kind, _), _ in results), results
     wait_count(aggs.sinks.values(), 30, "over the one left")
     assert aggs.counts()["127.0.0.79"] == 20
+    # Only the first of them tried the dead address: it is no first try for
+    # --health-interval.
+    tries = client.warnings(msg="upstream attempt failed, trying the next")
+    assert len(tries) == 1, tries
 
 
 def test_a_failed_server_is_resolved_again_at_once(tf):

@@ -56,6 +56,27 @@ static void test_try_order(void **state)
 	assert_int_equal(upstream_next(&p, &pos), 0);
 	assert_int_equal(pos.addr, 0);
 	assert_int_equal(upstream_next(&p, &pos), -1);
+
+	/* An address that failed is nobody's first try for a while. */
+	p.v[2].next_addr = 0;
+	upstream_start(&p, &pos, 2);
+	assert_int_equal(pos.addr, 0);
+	upstream_addr_failed(&p, &pos);
+	upstream_start(&p, &pos, 2);
+	assert_int_equal(pos.addr, 1);
+	upstream_start(&p, &pos, 2);
+	assert_int_equal(pos.addr, 2);
+	upstream_start(&p, &pos, 2);
+	assert_int_equal(pos.addr, 1);		/* 0 skipped */
+	assert_int_equal(pos.left, 2);		/* yet still tried last */
+	pos.addr = 0;
+	upstream_addr_ok(&p, &pos);
+	upstream_start(&p, &pos, 2);
+	assert_int_equal(pos.addr, 1);
+	upstream_start(&p, &pos, 2);
+	assert_int_equal(pos.addr, 2);
+	upstream_start(&p, &pos, 2);
+	assert_int_equal(pos.addr, 0);		/* in turn again */
 	upstreams_free(&p);
 }
 
