@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
@@ -41,11 +42,19 @@ _Static_assert(sizeof(struct hop) <= sizeof(((struct conn *)0)->hop),
 static int proxy_password(const char *path, char *out, size_t outsz, char *err, size_t errsz)
 {
 	FILE *fp = fopen(path, "r");
+	struct stat st;
 	int ok;
 
 	if (fp == NULL) {
 		snprintf(err, errsz, "--proxy-password-file: %s: %s", path, strerror(errno));
 		return -1;
+	}
+	/* as for a key file: others reading it is worth a line */
+	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH)) {
+		char mode[8];
+
+		snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
+		log_warn("proxy password file is readable by others", "file=%s mode=%s", path, mode);
 	}
 	ok = fgets(out, (int)outsz, fp) != NULL || !ferror(fp);
 	fclose(fp);

@@ -187,6 +187,7 @@ def test_basic_authentication(tf):
 def test_password_file(tf):
     proxy = Tinyproxy(tf, auth=True)
     pw = tf.file("proxy-password", PASSWORD + "\nnot this line\n")
+    pw.chmod(0o644)
     sink = tf.tcp_sink()
     server = tf.server(sink)
     # the file's password wins over the URL's
@@ -195,6 +196,8 @@ def test_password_file(tf):
     up = sink.accept()
     exchange(app, up)
     assert_secret_kept(client)
+    line = client.wait_warning(msg="proxy password file is readable by others")
+    assert line.get("mode") == "0644", line
 
 
 def test_wrong_password_is_407(tf):
