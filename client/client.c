@@ -237,13 +237,20 @@ static int client_upstream_open(struct conn *c, const char **why_out)
 	const struct upstream *u = &c->s->t->up[c->up];
 	struct hop *h = (struct hop *)c->hop.bytes;
 	struct end *e = &c->end[1];
-	unsigned char buf[PROXY_ANSWER_MAX];
+	unsigned char buf[PROXY_ANSWER_MAX + 1];	/* + 1: a byte after a longest header */
 	char req[PROXY_REQUEST_MAX];
 	const char *why = NULL;
 	size_t used;
 	ssize_t n;
 	int len, rc;
 
+	/*-
+	 * Proxies (tinyproxy, squid) end a tunnel both ways when one side
+	 * sends its FIN: a half-close would cut the server's answer (acks, a
+	 * probe's clean end).  Through a proxy the EOF is passed on as
+	 * close_notify alone; the server's close_notify and FIN end it.
+	 */
+	e->nofin = cl->via[c->up];
 	if (!cl->via[c->up])
 		return CONN_OPEN_DONE;
 	if ((len = proxy_request(req, sizeof(req), u->spec, cl->auth)) < 0)

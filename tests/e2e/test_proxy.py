@@ -21,7 +21,7 @@ import msgpack
 import pytest
 
 from conftest import exchange, free_port, wait_time
-from test_reach import LOST, wait_msg
+from test_reach import FOUND, LOST, wait_msg
 from test_silent import assert_told, outcome
 
 USER, PASSWORD = "alice", "s3cr3t"
@@ -32,8 +32,8 @@ class Tinyproxy:
     config and log in the test's tmp dir (the system service is not used:
     its port and config are left alone)."""
 
-    def __init__(self, tf, *, auth=False, connect_ports=(), env=None):
-        self.port = free_port()
+    def __init__(self, tf, *, auth=False, connect_ports=(), env=None, port=None):
+        self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = tf.tmp / f"tinyproxy-{self.port}.log"
         lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 30", f'LogFile "{self.log}"',
@@ -150,6 +150,21 @@ def test_through_tinyproxy_to_a_forward_sink(tf):
     assert f"CONNECT {server.address} HTTP/1.1" in proxy.connects(), proxy.log_text()
 
 
+def test_half_close_and_acks_through_tinyproxy(tf):
+    """tinyproxy ends a tunnel both ways at the first FIN: the client passes
+    the sender's half-close on as close_notify alone, so the acks that follow
+    it still come back, then a clean end."""
+    proxy = Tinyproxy(tf)
+    sink = tf.fwd_sink()
+    server = tf.server(sink)
+    client = tf.client(server, proxy=proxy.url())
+    req = msgpack.packb(["proxy.test", [[1700000000, {"n": 1}]], {"chunk": "c1"}])
+    kind, got = outcome(client.address, req)
+    assert kind == "clean", (kind, got)
+    assert msgpack.unpackb(got) == {"ack": "c1"}
+    assert [e.record for e in sink.wait_events(1, timeout=wait_time(10))] == [{"n": 1}]
+
+
 def test_a_name_only_the_proxy_resolves(tf):
     """The server's name resolves for tinyproxy (nss_wrapper serves it from a
     file) and nowhere else (.test is reserved): the client sends the name in
@@ -233,6 +248,25 @@ def test_proxy_down(tf):
     assert_told(outcome(client.address))
     client.wait_warning(reason="proxy_refused")
     wait_msg(client, LOST)
+
+
+def test_proxy_back_is_found_by_the_probes(tf):
+    """While the proxy is down the listener is shut; the probes go through
+    the proxy too, and find the way back when it returns."""
+    port = free_port()
+    sink = tf.fwd_sink()
+    server = tf.server(sink)
+    client = tf.client(server, proxy=f"http://127.0.0.1:{port}")
+    assert_told(outcome(client.address))
+    wait_msg(client, LOST)
+    assert_told(outcome(client.address))         # refused now
+    proxy = Tinyproxy(tf, port=port)
+    wait_msg(client, FOUND)
+    s = tf.connect(client)
+    s.sendall(event(7))
+    s.close()
+    assert [e.record for e in sink.wait_events(1, timeout=wait_time(10))] == [{"n": 7}]
+    assert f"CONNECT {server.address} HTTP/1.1" in proxy.connects(), proxy.log_text()
 
 
 def test_proxy_down_tries_the_next_server(tf):
