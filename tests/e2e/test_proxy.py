@@ -32,12 +32,13 @@ class Tinyproxy:
     config and log in the test's tmp dir (the system service is not used:
     its port and config are left alone)."""
 
-    def __init__(self, tf, *, auth=False, connect_ports=(), env=None, port=None):
-        self.port = port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
+    def __init__(self, tf, *, auth=False, connect_ports=(), env=None, port=None,
+                 host="127.0.0.1"):
+        self.port = port or free_port(host)
+        self.address = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
         self.log = tf.tmp / f"tinyproxy-{self.port}.log"
-        lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 30", f'LogFile "{self.log}"',
-                 "LogLevel Info", "MaxClients 50", "Allow 127.0.0.1"]
+        lines = [f"Port {self.port}", f"Listen {host}", "Timeout 30", f'LogFile "{self.log}"',
+                 "LogLevel Info", "MaxClients 50", f"Allow {host}"]
         lines += [f"ConnectPort {p}" for p in connect_ports]
         if auth:
             lines.append(f"BasicAuth {USER} {PASSWORD}")
@@ -135,6 +136,18 @@ def test_through_tinyproxy_byte_exact(tf):
     assert f"CONNECT {server.address} HTTP/1.1" in proxy.connects(), proxy.log_text()
     line = client.wait_for(lambda r: r.get("msg") == "servers are reached through an HTTP proxy")
     assert line.get("proxy") == proxy.address
+
+
+def test_through_tinyproxy_on_ipv6(tf):
+    """A proxy at [::1]:PORT; the server named by its IPv6 literal too."""
+    proxy = Tinyproxy(tf, host="::1")
+    sink = tf.tcp_sink()
+    server = tf.server(sink, listen=f"[::1]:{free_port('::1')}")
+    client = tf.client(server, proxy=proxy.url())
+    app = tf.connect(client)
+    up = sink.accept()
+    exchange(app, up)
+    assert f"CONNECT {server.address} HTTP/1.1" in proxy.connects(), proxy.log_text()
 
 
 def test_through_tinyproxy_to_a_forward_sink(tf):
