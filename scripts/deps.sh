@@ -12,7 +12,7 @@ prefix="$build/wolfssl"
 pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev libssl-dev
       dpkg-dev autoconf automake libtool
       python3 python3-pytest python3-msgpack python3-fluent-logger
-      stunnel4 socat openssl valgrind procps psmisc libnss-wrapper)
+      stunnel4 socat openssl valgrind procps psmisc libnss-wrapper tinyproxy)
 pkgs+=(iproute2 nftables)    # make faults: ip netns, veth, nft
 [ "$mode" = system ] && pkgs+=(libwolfssl-dev)
 command -v npm >/dev/null || pkgs+=(npm)

@@ -160,7 +160,10 @@ static int load(struct config *cfg, const struct role *role, const char *prog, i
 		if (o->type == OPT_LIST && !cli_list_seen[o - config_opts]++)
 			config_opt_clear(cfg, o);	/* flags replace the file's list */
 		if ((why = config_opt_set(cfg, o, val, whybuf, sizeof(whybuf))) != NULL) {
-			snprintf(err, errsz, "--%s: %s: %s", o->name, why, val);
+			char shown[512];
+
+			snprintf(err, errsz, "--%s: %s: %s", o->name, why,
+			    config_opt_shown(o, val, shown, sizeof(shown)));
 			return -1;
 		}
 	}

@@ -24,6 +24,8 @@ struct config {
 	char *listen;
 	struct strlist server;		/* client: servers, tried in order */
 	char *server_name;		/* client: name verified and sent as SNI */
+	char *proxy;			/* client: http://[user:password@]host:port, or "env" */
+	char *proxy_password_file;	/* client: the proxy password, first line */
 	char *upstream;			/* server: Fluentd in_forward */
 	char *ca, *cert, *key, *key_pass_env, *key_pass_file;
 	int tls_min;			/* index into "1.2", "1.3" */

@@ -96,7 +96,10 @@ int config_file_read(struct config *cfg, const char *path, char *err, size_t err
 			goto out;
 		}
 		if ((why = config_opt_set(cfg, o, val, whybuf, sizeof(whybuf))) != NULL) {
-			snprintf(err, errsz, "%s:%d: %s: %s: %s", path, lineno, key, why, val);
+			char shown[512];
+
+			snprintf(err, errsz, "%s:%d: %s: %s: %s", path, lineno, key, why,
+			    config_opt_shown(o, val, shown, sizeof(shown)));
 			goto out;
 		}
 	}
@@ -166,12 +169,14 @@ static void print_seconds(FILE *out, const char *name, double d)
 static void print_value(const struct config *cfg, const struct opt *o, FILE *out)
 {
 	const void *f = config_opt_cfield(cfg, o);
+	char shown[512];
 	int i;
 
 	switch (o->type) {
 	case OPT_STR:
 		if (*(char *const *)f != NULL)
-			print_str(out, o->name, *(char *const *)f);
+			print_str(out, o->name,
+			    config_opt_shown(o, *(char *const *)f, shown, sizeof(shown)));
 		else
 			fprintf(out, "# %s is not set\n", o->name);
 		break;

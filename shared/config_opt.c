@@ -26,6 +26,11 @@ const struct opt config_opts[] = {
 	  "tlsfwd-server (or TLS forward input) HOST:PORT[,weight=N][,standby]; repeat for more" },
 	{ "server-name", OPT_STR, ROLE_CLIENT, 0, O(server_name), NULL, NULL, 0, 0, NULL,
 	  "name to verify and send as SNI (default: host of --server)" },
+	{ "proxy", OPT_STR, ROLE_CLIENT, F_SECRET, O(proxy), NULL, NULL, 0, 0, NULL,
+	  "reach the servers through an HTTP CONNECT proxy: http://[USER:PASSWORD@]HOST:PORT, "
+	  "or env (https_proxy, no_proxy)" },
+	{ "proxy-password-file", OPT_STR, ROLE_CLIENT, 0, O(proxy_password_file), NULL, NULL, 0, 0, NULL,
+	  "file holding the proxy password (first line); overrides the URL's" },
 	{ "upstream", OPT_STR, ROLE_SERVER, F_ADDR, O(upstream), NULL, "127.0.0.1:24224", 0, 0, NULL,
 	  "Fluentd in_forward HOST:PORT to hand the bytes to" },
 	{ "ca", OPT_STR, BOTH, F_REQUIRED, O(ca), NULL, NULL, 0, 0, NULL,
@@ -145,6 +150,26 @@ void config_opt_clear(struct config *cfg, const struct opt *o)
 	} else if (o->type == OPT_LIST) {
 		list_free(f);
 	}
+}
+
+/** config_opt_shown(o, value, buf, bufsz): value as it may be shown (--check,
+ *  an error): for an F_SECRET option, a URL's password as ***; value
+ *  itself, or buf. */
+const char *config_opt_shown(const struct opt *o, const char *value, char *buf, size_t bufsz)
+{
+	const char *auth = strstr(value, "://"), *end, *at = NULL, *colon, *p;
+
+	if (!(o->flags & F_SECRET) || auth == NULL)
+		return value;
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	for (p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (at == NULL || (colon = memchr(auth, ':', (size_t)(at - auth))) == NULL)
+		return value;
+	snprintf(buf, bufsz, "%.*s***%s", (int)(colon + 1 - value), value, at);
+	return buf;
 }
 
 /* check_text(o, value): control characters have no place in any value (a

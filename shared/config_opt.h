@@ -14,6 +14,7 @@ enum opt_type { OPT_STR, OPT_LIST, OPT_INT, OPT_SECONDS, OPT_BOOL, OPT_ENUM };
 #define F_REQUIRED 1	/* must be set for the roles it applies to */
 #define F_CLI_ONLY 2	/* not a config-file key */
 #define F_ADDR 4	/* a HOST:PORT or [V6]:PORT, checked as it is read */
+#define F_SECRET 8	/* a URL whose password --check and errors do not show */
 
 struct opt {
 	const char *name;
@@ -28,7 +29,7 @@ struct opt {
 
 #define O(f) offsetof(struct config, f)
 
-#define CONFIG_NOPTS 41	/* entries in config_opts[] (checked where it is defined) */
+#define CONFIG_NOPTS 43	/* entries in config_opts[] (checked where it is defined) */
 
 /* Every option, in --help and --check order. */
 extern const struct opt config_opts[];
@@ -53,6 +54,11 @@ const struct opt *config_opt_find(enum role_id role, const char *name, size_t le
  *  list gets one more entry).  NULL, or the reason (which may be in why). */
 const char *config_opt_set(struct config *cfg, const struct opt *o, const char *value,
     char *why, size_t whysz);
+
+/** config_opt_shown(o, value, buf, bufsz): value as it may be shown (--check,
+ *  an error): for an F_SECRET option, a URL's password as ***; value
+ *  itself, or buf. */
+const char *config_opt_shown(const struct opt *o, const char *value, char *buf, size_t bufsz);
 
 /** config_opt_clear(cfg, o): free and empty o's field if it holds a string
  *  or a list. */

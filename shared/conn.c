@@ -236,6 +236,16 @@ static int next_upstream(struct conn *c, const char *why)
 	return 0;
 }
 
+/* connect_reason(c, err, why): the reason to log for a failed attempt on
+ * end[1] before its hop is open: the role's (its proxy's), or why. */
+static const char *connect_reason(struct conn *c, int err, const char *why)
+{
+	const struct role *r = c->s->t->role;
+	const char *mine = r->upstream_error != NULL ? r->upstream_error(c, err, why) : NULL;
+
+	return mine != NULL ? mine : why;
+}
+
 /* conn_connect(c): connect end[1] to the current or a later address in the
  * upstreams' try order (a new connection: to the first choice). */
 int conn_connect(struct conn *c)
@@ -262,8 +272,9 @@ int conn_connect(struct conn *c)
 			return 0;
 		}
 		e = errno;
-	} while (next_upstream(c, xport_reason(e)) == 0);
-	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM, xport_reason(e));
+	} while (next_upstream(c, connect_reason(c, e, xport_reason(e))) == 0);
+	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM,
+	    connect_reason(c, e, xport_reason(e)));
 }
 
 /* conn_retry(c, why, detail): the attempt on end[1] failed; try the next
@@ -302,7 +313,21 @@ static int conn_advance(struct conn *c)
 		if (u->hwait)
 			return 0;
 		if ((err = sock_error(u->fd)) != 0)
-			return conn_retry(c, CONN_CONNECT_FAILED, xport_reason(err));
+			return conn_retry(c, CONN_CONNECT_FAILED,
+			    connect_reason(c, err, xport_reason(err)));
+		memset(&c->hop, 0, sizeof(c->hop));
+		c->state = CONN_OPENING;
+	}
+	if (c->state == CONN_OPENING) {	/* the role's hop, if any */
+		struct end *u = &c->end[1];
+		const char *why = "hop_failed";
+		int rc;
+
+		if (u->hwait)
+			return 0;
+		if (c->s->t->role->upstream_open != NULL &&
+		    (rc = c->s->t->role->upstream_open(c, &why)) != CONN_OPEN_DONE)
+			return rc == CONN_OPEN_WAIT ? 0 : conn_retry(c, CONN_CONNECT_FAILED, why);
 		if (conn_tls_end(c) == 0) {	/* plaintext upstream */
 			u->ready = 1;
 			conn_up(c);
@@ -362,7 +387,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		/* the connect timeout covers a handshake with the upstream */
 		/* FALLTHROUGH */
 	case CONN_CONNECTING:
-		if (conn_retry(c, CONN_CONNECT_FAILED, "connect_timeout") == 0)
+	case CONN_OPENING:
+		if (conn_retry(c, CONN_CONNECT_FAILED, c->state == CONN_HANDSHAKING ?
+		    "connect_timeout" : connect_reason(c, ETIMEDOUT, "connect_timeout")) == 0)
 			pump_update(c);
 		break;
 	case CONN_DRAINING:

@@ -40,6 +40,7 @@ struct tunnel {
 enum conn_state {
 	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
 	CONN_CONNECTING,	/* TCP connect of end[1] in progress */
+	CONN_OPENING,		/* the role's hop on end[1] before TLS (upstream_open) */
 	CONN_RELAYING,		/* both ends up, no EOF yet */
 	CONN_DRAINING,		/* an EOF was seen (or shutdown): idle time is bounded */
 };
@@ -59,6 +60,9 @@ enum conn_reason {
 	CONN_SHUTDOWN,
 	CONN_BAD_INPUT,		/* a filter stage refused what a side sent */
 };
+
+/* What a role's upstream_open() hook returns. */
+enum { CONN_OPEN_DONE = 0, CONN_OPEN_WAIT = 1, CONN_OPEN_FAILED = -1 };
 
 /* Which side a failure is on, for conn_drop() and the log. */
 enum conn_side {
@@ -86,6 +90,10 @@ struct conn {
 	struct verdict *verdict;	/* who the peer is, from its handshake to close */
 	struct sock_addr peer_addr;	/* the accepted socket's peer */
 	void *role_data;		/* the role's, freed by its closed() hook */
+	union {				/* the role's scratch for upstream_open() */
+		unsigned char bytes[48];
+		long long align;
+	} hop;
 	unsigned char tried;		/* end[1] was tried: the log names the upstream */
 	unsigned char ticketed;		/* the role's tls_read is done with this connection
 					 * (client: its session was kept, or never is) */

@@ -20,13 +20,13 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* named(u): 1 if u's host is a name, not an address. */
+/* named(u): 1 if u's addresses come from a name, not an address. */
 static int named(const struct upstream *u)
 {
 	char host[256], port[8];
 	const char *why;
 
-	return sock_split(u->spec, host, sizeof(host), port, sizeof(port), &why) == 0 &&
+	return sock_split(u->resolve, host, sizeof(host), port, sizeof(port), &why) == 0 &&
 	    !sock_is_ip(host);
 }
 
@@ -38,10 +38,10 @@ static void resolve(struct upstream *u)
 	const char *why;
 	int n, i;
 
-	if ((n = sock_resolve(u->spec, a, UPSTREAM_ADDRS, &why)) < 0) {
+	if ((n = sock_resolve(u->resolve, a, UPSTREAM_ADDRS, &why)) < 0) {
 		if (!u->unresolved)
-			log_warn("cannot resolve, keeping the last addresses", "upstream=%s reason=%s",
-			    u->spec, why);
+			log_warn("cannot resolve, keeping the last addresses",
+			    "upstream=%s name=%s reason=%s", u->spec, u->resolve, why);
 		u->unresolved = 1;
 		return;
 	}
@@ -53,7 +53,7 @@ static void resolve(struct upstream *u)
 			at += snprintf(at, sizeof(list) - (size_t)(at - list), "%s%s",
 			    i ? "," : "", sock_ntop(&a[i], one));
 		}
-		log_info("resolved", "upstream=%s addresses=%s", u->spec, list);
+		log_info("resolved", "upstream=%s name=%s addresses=%s", u->spec, u->resolve, list);
 	}
 	u->unresolved = 0;
 }

@@ -64,6 +64,17 @@ struct role {
 	/* opened(c): c exists, before its first step.  0, or -1 if c was dropped. */
 	int (*opened)(struct conn *c);
 	void (*step)(struct conn *c);		/* each handshake step on the TLS end */
+	/* upstream_open(c, why): end[1]'s TCP connect is done, before its TLS
+	 * handshake: a hop to open first (the client's HTTP CONNECT through a
+	 * proxy), with its state in c->hop (zeroed before the first call of
+	 * each attempt); called again when end[1].hwait's event fires.
+	 * CONN_OPEN_DONE, CONN_OPEN_WAIT, or CONN_OPEN_FAILED with the reason
+	 * in *why (the attempt failed: the next address or server). */
+	int (*upstream_open)(struct conn *c, const char **why);
+	/* upstream_error(c, err, why): end[1] failed before upstream_open()
+	 * was done (err: the socket's error, ETIMEDOUT for --connect-timeout;
+	 * why: the shared reason): the reason to log instead, or NULL. */
+	const char *(*upstream_error)(struct conn *c, int err, const char *why);
 	/* tls_setup(c, ssl): before the handshake (the name to verify, SNI, a
 	 * session to resume).  0, or -1 out of memory. */
 	int (*tls_setup)(struct conn *c, WOLFSSL *ssl);

@@ -70,6 +70,7 @@ int upstream_init(struct upstream *u, const char *value, const char *name, char 
 		snprintf(err, errsz, "%s: %s", value, why);
 		return -1;
 	}
+	strcpy(u->resolve, u->spec);
 	if (sock_split(u->spec, host, sizeof(host), port, sizeof(port), &bad) < 0 ||
 	    (n = sock_resolve(u->spec, u->addr, UPSTREAM_ADDRS, &bad)) < 0) {
 		snprintf(err, errsz, "%s: %s", u->spec, bad);

@@ -19,6 +19,7 @@
 
 struct upstream {
 	char spec[300];			/* HOST:PORT as configured, for logs */
+	char resolve[300];		/* what addr[] is resolved from: spec, or its proxy */
 	char name[256];			/* client: name verified and sent as SNI */
 	int name_is_ip;			/* verified against IP SANs, never sent as SNI */
 	struct sock_addr addr[UPSTREAM_ADDRS];	/* under lock: the resolver */

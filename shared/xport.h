@@ -58,6 +58,8 @@ struct end {
 	unsigned char truncated;	/* eof without close_notify, or reset */
 	unsigned char shut;	/* EOF has been passed on to this end */
 	unsigned char drained;	/* TLS: the last recv() emptied the socket */
+	unsigned char nofin;	/* TLS: shutdown is close_notify alone, no FIN (an HTTP
+				 * proxy's tunnel ends both ways at a FIN) */
 	const char *why;	/* the last XPORT_ERROR or XPORT_CUT: what it was */
 	int code;		/* the last XPORT_ERROR: wolfSSL's code, or 0 */
 	int wlen;		/* TLS: length of a write that must be retried */

@@ -125,14 +125,15 @@ static int tls_write(struct end *e, const unsigned char *buf, size_t n, int more
 	return tls_fail(e, err);
 }
 
-/* tls_shutdown: close_notify, then the FIN: the peer's reads end either way. */
+/* tls_shutdown: close_notify, then the FIN: the peer's reads end either
+ * way.  With nofin, close_notify alone: the FIN goes at close. */
 static int tls_shutdown(struct end *e)
 {
 	int rc = wolfSSL_shutdown(e->ssl);
 
 	if (rc != WOLFSSL_SUCCESS && rc != WOLFSSL_SHUTDOWN_NOT_DONE)
 		return tls_fail(e, wolfSSL_get_error(e->ssl, rc));
-	return xport_tcp.shutdown(e);
+	return e->nofin ? 0 : xport_tcp.shutdown(e);
 }
 
 /* tls_close: free the session and the read-ahead, then close the socket. */
