@@ -22,6 +22,7 @@ import pytest
 
 from conftest import exchange, free_port, wait_time
 from test_reach import FOUND, LOST, wait_msg
+from test_servers import CountingSink, run_connections, wait_count
 from test_silent import assert_told, outcome
 
 USER, PASSWORD = "alice", "s3cr3t"
@@ -295,6 +296,22 @@ def test_proxy_down_tries_the_next_server(tf):
     exchange(app, up)
     line = client.wait_warning(msg="upstream attempt failed, trying the next")
     assert line.get("upstream") == dead and line.get("reason", "").startswith("proxy_"), line
+
+
+def test_weighted_servers_through_the_proxy(tf):
+    """Attributes of --server hold through the proxy: the CONNECT line names
+    the server without them, and new connections follow the weights."""
+    proxy = Tinyproxy(tf)
+    sinks = [tf.closing(CountingSink()) for _ in range(2)]
+    servers = [tf.server(sink) for sink in sinks]
+    client = tf.client([f"{servers[0].address},weight=3", f"{servers[1].address},weight=1"],
+                       proxy=proxy.url())
+    results = run_connections(client.address, 40, workers=2)
+    assert all(kind == "clean" for (kind, _), _ in results), results
+    wait_count(sinks, 40, "through the proxy")
+    assert [s.count for s in sinks] == [30, 10]
+    for server in servers:
+        assert f"CONNECT {server.address} HTTP/1.1" in proxy.connects(), proxy.log_text()
 
 
 # -- a proxy that misbehaves ----------------------------------------------------
