@@ -284,7 +284,7 @@ int conn_connect(struct conn *c)
  * address or upstream, or drop.  Only before any byte came from upstream. */
 int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 {
-	const struct upstream *u = &c->s->t->ups.v[c->pos.up];
+	struct upstream *u = &c->s->t->ups.v[c->pos.up];
 
 	if (next_upstream(c, detail) < 0)
 		return conn_drop(c, why, SIDE_UPSTREAM, detail);
@@ -297,11 +297,17 @@ int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 }
 
 /* conn_up(c): end[1] is connected (and its handshake done): relay.  A
- * sender's connection proves the upstream reachable as well as a probe. */
+ * sender's connection proves the upstream reachable as well as a probe,
+ * unless the upstream was marked down since it started: a handshake that
+ * began before a server died may end after another connection found it
+ * dead, and must not bring it back (the next failure would mark it down
+ * again: down, up, down for one death). */
 void conn_up(struct conn *c)
 {
+	struct upstream *u = &c->s->t->ups.v[c->pos.up];
+
 	upstream_addr_ok(&c->s->t->ups, &c->pos);
-	if (!c->probe)
+	if (!c->probe && c->pos.downs == atomic_load(&u->downs))
 		upstream_answered(c->s, c->pos.up);
 	conn_relay(c);
 }
