@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "audit.h"
@@ -151,6 +152,32 @@ void admit_set_free(struct conn_set *s)
 
 static const char refused_msg[] = "refused before TLS";
 
+/* owed(ps, peer): this worker's pending connections from peer's address
+ * with bytes waiting that it has not read yet.  Those wait on the server,
+ * not on the peer: a client that opens in turns (tlsfwd-client's
+ * --max-handshakes-per-server) finishes its side of a handshake and opens
+ * the next before a busy worker reads its last message, so they do not
+ * count against --max-handshakes-per-ip.  One that stalls after its bytes
+ * counts again once they are read; --max-handshakes bounds them all. */
+static long owed(const struct pending_set *ps, const struct sock_addr *peer)
+{
+	unsigned char ip[16], other[16];
+	const struct conn *x;
+	long n = 0;
+	char b;
+	int k;
+
+	sock_key(peer, ip);
+	for (k = 0; k < 2; k++)
+		for (x = ps->new[k]; x != NULL; x = P(x)->next) {
+			sock_key(&x->peer_addr, other);
+			if (memcmp(ip, other, sizeof(ip)) == 0 &&
+			    recv(x->end[0].fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+				n++;
+		}
+	return n;
+}
+
 int admit_check(struct conn *c)
 {
 	struct server *srv = c->s->t->role_data;
@@ -166,7 +193,8 @@ int admit_check(struct conn *c)
 		why = "net_denied";
 	else if (srv->peers != NULL && peers_acquire(srv->peers, peer) < 0)
 		why = "per_ip_limit";
-	else if (srv->hs_peers != NULL && peers_acquire(srv->hs_peers, peer) < 0) {
+	else if (srv->hs_peers != NULL && peers_acquire(srv->hs_peers, peer) < 0 &&
+	    peers_acquire_over(srv->hs_peers, peer, owed(c->s->role_data, peer)) < 0) {
 		if (srv->peers != NULL)
 			peers_release(srv->peers, peer);
 		why = "per_ip_handshakes";
