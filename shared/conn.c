@@ -70,6 +70,80 @@ static void end_close(struct conn *c, struct end *e, int abortive)
 
 static void end_open(struct conn *c, struct end *e, int fd);
 
+/*-
+ * Opening in turns.  A client is one address to its server, whose
+ * --max-handshakes-per-ip closes the excess of a burst at accept (a restart
+ * of every sender on a host, a reconnecting aggregator).  So each worker
+ * opens at most t->open_cap connections to one upstream at once (connect,
+ * the role's hop, the TLS handshake); the others wait in line, reading
+ * what their sender sends into their ring, for --connect-timeout at most.
+ * An attempt that ends either way lets the next in line for its upstream
+ * go, from a timer due at once (not from inside conn_free's callers).
+ */
+static void wait_remove(struct conn *c)
+{
+	struct conn_set *s = c->s;
+	struct conn **pp;
+
+	for (pp = &s->wait_head; *pp != NULL; pp = &(*pp)->wnext)
+		if (*pp == c) {
+			*pp = c->wnext;
+			if (s->wait_tail == &c->wnext)
+				s->wait_tail = pp;
+			c->wnext = NULL;
+			return;
+		}
+}
+
+/* open_room(c): c may open end[1] to the upstream it picked now. */
+static int open_room(const struct conn *c)
+{
+	const struct conn_set *s = c->s;
+
+	return s->t->open_cap == 0 || c->probe || s->opening[c->pos.up] < s->t->open_cap;
+}
+
+/* conn_opened(c): c's attempt at end[1] ended, either way: give its slot
+ * to the next in line. */
+static void conn_opened(struct conn *c)
+{
+	struct conn_set *s = c->s;
+
+	if (!c->opening)
+		return;
+	c->opening = 0;
+	s->opening[c->pos.up]--;
+	if (s->wait_head != NULL && !ev_is_active(&s->wake))
+		ev_timer_start(s->loop, &s->wake);
+}
+
+/* wake_cb: start the connections in line whose upstream has room now; one
+ * whose upstream went down meanwhile chooses again. */
+static void wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn_set *s = w->data;
+	struct upstreams *ups = &s->t->ups;
+	struct conn **pp = &s->wait_head, *c;
+
+	(void)loop;
+	(void)revents;
+	while ((c = *pp) != NULL) {
+		if (atomic_load(&ups->v[c->pos.up].down) && upstreams_up(ups))
+			upstream_start(ups, &c->pos, upstream_pick(ups, 0));
+		if (!open_room(c)) {
+			pp = &c->wnext;
+			continue;
+		}
+		*pp = c->wnext;
+		if (s->wait_tail == &c->wnext)
+			s->wait_tail = pp;
+		c->wnext = NULL;
+		c->state = CONN_CONNECTING;	/* conn_connect sets it again */
+		if (conn_connect(c) == 0)
+			pump_update(c);
+	}
+}
+
 /* conn_free(c, abortive): stop c's watchers and timer, free its TLS and
  * buffers, close both sockets (with RST if abortive) and forget c. */
 static void conn_free(struct conn *c, int abortive)
@@ -79,6 +153,9 @@ static void conn_free(struct conn *c, int abortive)
 	int i;
 
 	handshake_forget(c);
+	if (c->state == CONN_WAITING)
+		wait_remove(c);
+	conn_opened(c);
 	ev_timer_stop(s->loop, &c->timer);
 	ev_timer_stop(s->loop, &c->turn);
 	for (i = 0; i < 2; i++) {
@@ -234,6 +311,15 @@ static int next_upstream(struct conn *c, const char *why)
 	upstream_addr_failed(&c->s->t->ups, &c->pos);
 	if (upstream_next(&c->s->t->ups, &c->pos) < 0)
 		return -1;
+	if (c->opening && c->pos.up != was) {	/* its slot moves along (past the cap) */
+		int now = c->pos.up;
+
+		c->pos.up = was;
+		conn_opened(c);
+		c->pos.up = now;
+		c->opening = 1;
+		c->s->opening[now]++;
+	}
 	if (c->pos.up != was && !c->probe)
 		upstream_lost(c->s, was, why);
 	return 0;
@@ -256,8 +342,21 @@ int conn_connect(struct conn *c)
 	struct tunnel *t = c->s->t;
 	int e = 0;
 
-	if (!c->tried && !c->probe)
+	if (!c->tried && !c->probe) {
 		upstream_start(&t->ups, &c->pos, upstream_pick(&t->ups, 0));
+		c->tried = 1;
+		if (!open_room(c)) {	/* in line for a turn */
+			c->state = CONN_WAITING;
+			*c->s->wait_tail = c;
+			c->s->wait_tail = &c->wnext;
+			timer_arm(c, t->connect_timeout);
+			return 0;
+		}
+	}
+	if (!c->opening && !c->probe && t->open_cap > 0) {
+		c->opening = 1;
+		c->s->opening[c->pos.up]++;
+	}
 	c->tried = 1;
 	do {
 		struct sock_addr a;
@@ -307,6 +406,7 @@ void conn_up(struct conn *c)
 	struct upstream *u = &c->s->t->ups.v[c->pos.up];
 
 	upstream_addr_ok(&c->s->t->ups, &c->pos);
+	conn_opened(c);
 	if (!c->probe && c->pos.downs == atomic_load(&u->downs))
 		upstream_answered(c->s, c->pos.up);
 	conn_relay(c);
@@ -400,6 +500,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (conn_retry(c, CONN_CONNECT_FAILED, c->state == CONN_HANDSHAKING ?
 		    "connect_timeout" : connect_reason(c, ETIMEDOUT, "connect_timeout")) == 0)
 			pump_update(c);
+		break;
+	case CONN_WAITING:	/* the line did not move for --connect-timeout */
+		conn_drop(c, CONN_CONNECT_FAILED, SIDE_NONE, "wait_timeout");
 		break;
 	case CONN_DRAINING:
 		if (c->probe) {
@@ -544,11 +647,18 @@ int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
 	s->t = t;
 	ev_init(&s->probe, probe_cb);
 	s->probe.data = s;
+	s->wait_tail = &s->wait_head;
+	ev_timer_init(&s->wake, wake_cb, 0., 0.);
+	s->wake.data = s;
+	if (t->ups.n > 0 && (s->opening = calloc((size_t)t->ups.n, sizeof(*s->opening))) == NULL)
+		return -1;
 	return 0;
 }
 
 void conn_set_free(struct conn_set *s)
 {
+	free(s->opening);
+	s->opening = NULL;
 	if (s->t->role->set_free != NULL)
 		s->t->role->set_free(s);
 }
