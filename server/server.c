@@ -19,6 +19,63 @@
 #include "upstream.h"
 #include "x509.h"
 
+/* server_filters(t, f): the forward reader on what the sender sends (a
+ * tunnel filters hook, set only when an option needs it). */
+static int rules_judge(struct conn *c, int ok, int err);
+
+static int server_filters(struct tunnel *t, struct filter *f[2])
+{
+	const struct server *srv = t->role_data;
+
+	if ((f[0] = fwd_new(srv->max_request)) == NULL)
+		return -1;
+	if (srv->stamp)
+		fwd_need_stamp(f[0]);
+	return 0;
+}
+
+/* fwd_prepare(cfg, srv, t, err, errsz): the forward reader's options. */
+static int fwd_prepare(const struct config *cfg, struct server *srv, struct tunnel *t,
+    char *err, size_t errsz)
+{
+	char why[256];
+
+	srv->stamp = cfg->stamp_key != NULL || cfg->stamp_address_key != NULL ||
+	    cfg->tag_prefix != NULL;
+	srv->fwd = srv->stamp || cfg->max_request_size > 0;
+	if (cfg->stamp_format != NULL && cfg->stamp_key == NULL) {
+		snprintf(err, errsz, "--stamp-format: needs --stamp-key (the field it fills)");
+		return -1;
+	}
+	if ((cfg->stamp_key != NULL && cfg->stamp_key[0] == '\0') ||
+	    (cfg->stamp_address_key != NULL && cfg->stamp_address_key[0] == '\0')) {
+		snprintf(err, errsz, "--stamp-key, --stamp-address-key: a field name cannot be empty");
+		return -1;
+	}
+	if (cfg->stamp_key != NULL && cfg->stamp_address_key != NULL &&
+	    strcmp(cfg->stamp_key, cfg->stamp_address_key) == 0) {
+		snprintf(err, errsz, "--stamp-address-key: the same field as --stamp-key");
+		return -1;
+	}
+	if (cfg->tag_prefix != NULL && fwd_template_check(cfg->tag_prefix, 1, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "--tag-prefix: %s: %s", why, cfg->tag_prefix);
+		return -1;
+	}
+	if (cfg->stamp_format != NULL &&
+	    fwd_template_check(cfg->stamp_format, 0, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "--stamp-format: %s: %s", why, cfg->stamp_format);
+		return -1;
+	}
+	if (!srv->fwd)
+		return 0;	/* a byte-exact tunnel, no stage */
+	srv->max_request = cfg->max_request_size > 0 ? (unsigned long long)cfg->max_request_size :
+	    FWD_REQUEST_MAX_DEFAULT;
+	srv->fwd_opts = (struct fwd_opts){ cfg->stamp_key, cfg->stamp_format,
+	    cfg->stamp_address_key, cfg->tag_prefix };
+	t->filters = server_filters;
+	return 0;
+}
+
 static int server_prepare(const struct config *cfg, const struct sock_addr *listen,
     struct tunnel *t, char *err, size_t errsz)
 {
@@ -65,7 +122,7 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	return 0;
+	return fwd_prepare(cfg, srv, t, err, errsz);
 }
 
 static void server_cleanup(struct tunnel *t)
@@ -153,8 +210,9 @@ static void server_rules_free(void *rules)
 	authz_free(rules);
 }
 
-/* server_check_value(opt, value, why, whysz): --allow-* and --allow-net
- * values, parsed as the server will. */
+/* server_check_value(opt, value, why, whysz): --allow-*, --allow-net and
+ * the templates of --tag-prefix and --stamp-format, parsed as the server
+ * will. */
 static int server_check_value(const char *opt, const char *value, char *why, size_t whysz)
 {
 	static const struct { const char *opt; enum authz_kind kind; } kinds[] = {
@@ -167,6 +225,8 @@ static int server_check_value(const char *opt, const char *value, char *why, siz
 	size_t i;
 	int rc;
 
+	if (strcmp(opt, "tag-prefix") == 0 || strcmp(opt, "stamp-format") == 0)
+		return fwd_template_check(value, opt[0] == 't', why, whysz);
 	if (strcmp(opt, "allow-net") == 0) {
 		if ((nets = authz_nets_new()) == NULL)
 			return snprintf(why, whysz, "%s", strerror(ENOMEM)), -1;
@@ -237,8 +297,35 @@ static void audit(struct conn *c, enum audit_kind kind, const char *reason)
 	audit_emit(&ev);
 }
 
-/* server_judge(c, ok, err): the allow rules on the client's leaf. */
+/* stamp(c): the client was admitted: the forward reader's stamp from its
+ * identity.  1, or 0 when the identity cannot make one (refused). */
+static int stamp(struct conn *c)
+{
+	const struct server *srv = c->s->t->role_data;
+	struct fwd_stamp *s;
+	const char *why;
+
+	if (!srv->stamp || c->filter[0] == NULL)
+		return 1;
+	if (fwd_stamp_new(&srv->fwd_opts, c->verdict->id, c->verdict->rule, &c->peer_addr, &s,
+	    &why) < 0) {
+		c->verdict->deny = why;
+		return 0;
+	}
+	fwd_set_stamp(c->filter[0], s);
+	return 1;
+}
+
+/* server_judge(c, ok, err): the allow rules on the client's leaf; an
+ * admitted client's stamp. */
 static int server_judge(struct conn *c, int ok, int err)
+{
+	ok = rules_judge(c, ok, err);
+	return ok ? stamp(c) : 0;
+}
+
+/* rules_judge(c, ok, err): the allow rules on the client's leaf. */
+static int rules_judge(struct conn *c, int ok, int err)
 {
 	const struct authz *rules = c->pol->rules;
 	char rule[AUTHZ_RULE_TEXT_MAX];

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "conn.h"
+#include "fwd.h"
 #include "role.h"
 
 struct authz_nets;
@@ -18,6 +19,10 @@ struct server {
 	struct peers *hs_peers;		/* --max-handshakes-per-ip; NULL: no limit */
 	long max_handshakes;		/* --max-handshakes, all workers; 0: no limit */
 	atomic_long pending;		/* connections not yet authenticated, all workers */
+	int fwd;			/* the forward reader runs on what senders send */
+	int stamp;			/*   and stamps (a stamp is needed before data) */
+	unsigned long long max_request;	/* its --max-request-size */
+	struct fwd_opts fwd_opts;	/* its stamp (the strings are cfg's) */
 };
 
 extern const struct role server_role;

@@ -47,6 +47,9 @@ struct config {
 	long max_conns_per_ip;		/* server: 0 = no limit */
 	long max_handshakes, max_handshakes_per_ip;	/* server: 0 = no limit */
 	char *audit_file, *audit_forward, *audit_tag;
+	/* server: the forward-protocol reader (server/fwd.c), on when any is set */
+	char *stamp_key, *stamp_format, *stamp_address_key, *tag_prefix;
+	long max_request_size;		/* 0: not set (FWD_REQUEST_MAX_DEFAULT) */
 	int check, version, help;	/* command-line only */
 };
 
