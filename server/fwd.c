@@ -29,6 +29,20 @@ enum state {
 };
 
 enum mode { M_FORWARD, M_PACKED };
+
+#define CLAIMS_DEPTH	32	/* msgpack-c's own nesting limit (MSGPACK_EMBED_STACK_SIZE) */
+
+/* What the objects of a byte stream claim, followed across the pieces it
+ * arrives in (claims_feed()). */
+struct claims {
+	uint64_t pos;		/* bytes of the current top-level object so far */
+	uint64_t owed;		/* elements its open containers still expect */
+	uint64_t skip;		/* body bytes (str, bin, ext, number) still to pass */
+	uint32_t left[CLAIMS_DEPTH];	/* elements each open container expects */
+	int depth;
+	unsigned char hdr[5];	/* a header cut between two pieces */
+	unsigned hlen;
+};
 enum comp { C_NONE, C_GZIP, C_ZSTD };
 
 struct fwd {
@@ -53,9 +67,12 @@ struct fwd {
 	enum comp comp;
 	z_stream z;
 	int z_live, z_ended;
+	const char *z_err;	/* a decompression error, after the output before it */
+	size_t scr_pos, scr_len;	/* decompressed bytes msgpack-c has not had */
 	ZSTD_DStream *zs;
 	size_t z_ret;
 	msgpack_unpacker *inner;
+	struct claims inner_claims;	/* of the bytes given to inner */
 	unsigned char *scratch;
 
 	/* Output: pend[0, ready) waits for the output ring (pend[off, ready)
@@ -148,6 +165,121 @@ static int need(struct fwd *fw, struct ring *in, size_t n)
 }
 
 /*-
+ * msgpack-c allocates a container's elements as soon as it reads the
+ * container's header (24 bytes an element), before any element arrived: five
+ * bytes claiming 2^32 elements would ask for 96 GiB.  So before msgpack-c
+ * sees bytes, claims_feed() follows the headers (only the headers: msgpack-c
+ * still decodes everything) and refuses an object whose containers claim
+ * more elements than FWD_EVENT_MAX bytes can hold (each takes a byte at
+ * least).  What msgpack-c allocates for one event is then at most 24 bytes
+ * per byte of it.
+ */
+
+/* head_len(b): the length of the header that starts with b (the type byte
+ * and its length or count bytes), body: the fixed body after it; 0 for a
+ * byte that starts no object. */
+static unsigned head_len(unsigned char b, unsigned *body)
+{
+	*body = 0;
+	if (b <= 0x7f || b >= 0xe0 || (b >= 0x80 && b <= 0xbf) || (b >= 0xc0 && b <= 0xc3 && b != 0xc1))
+		return 1;
+	switch (b) {
+	case 0xc4: case 0xc7: case 0xd9: return 2;	/* bin8, ext8, str8: 1-byte length */
+	case 0xc5: case 0xc8: case 0xda: case 0xdc: case 0xde: return 3;
+	case 0xc6: case 0xc9: case 0xdb: case 0xdd: case 0xdf: return 5;
+	case 0xca: *body = 4; return 1;
+	case 0xcb: *body = 8; return 1;
+	case 0xcc: case 0xd0: *body = 1; return 1;
+	case 0xcd: case 0xd1: *body = 2; return 1;
+	case 0xce: case 0xd2: *body = 4; return 1;
+	case 0xcf: case 0xd3: *body = 8; return 1;
+	case 0xd4: *body = 2; return 1;		/* fixext 1..16: type byte and data */
+	case 0xd5: *body = 3; return 1;
+	case 0xd6: *body = 5; return 1;
+	case 0xd7: *body = 9; return 1;
+	case 0xd8: *body = 17; return 1;
+	default: return 0;			/* 0xc1 */
+	}
+}
+
+/* claims_done(cl): one element ended: its container expects one less; a
+ * container whose last element came ends in turn.  1 when a top-level
+ * object ended. */
+static int claims_done(struct claims *cl)
+{
+	while (cl->depth > 0) {
+		cl->owed--;
+		if (--cl->left[cl->depth - 1] > 0)
+			return 0;
+		cl->depth--;
+	}
+	cl->pos = 0;
+	return 1;
+}
+
+/*-
+ * claims_feed(cl, p, n, one): follow the headers in n more bytes at p.  With
+ * one, stop after the first top-level object (*n is then how far it went).
+ * 0; -1 if a container claims more than FWD_EVENT_MAX allows or nests
+ * deeper than msgpack-c would; -2 if a byte starts no object (msgpack-c is
+ * given no such bytes).
+ */
+static int claims_feed(struct claims *cl, const unsigned char *p, size_t *n, int one)
+{
+	size_t i = 0;
+
+	while (i < *n) {
+		unsigned hl, body;
+		uint64_t len = 0, count = 0;
+		unsigned char b;
+
+		if (cl->skip > 0) {
+			size_t k = *n - i < cl->skip ? *n - i : (size_t)cl->skip;
+
+			cl->skip -= k;
+			cl->pos += k;
+			i += k;
+			if (cl->skip == 0 && claims_done(cl) && one)
+				break;
+			continue;
+		}
+		cl->hdr[cl->hlen++] = p[i++];
+		cl->pos++;
+		if ((hl = head_len(cl->hdr[0], &body)) == 0)
+			return -2;
+		if (cl->hlen < hl)
+			continue;
+		b = cl->hdr[0];
+		for (unsigned k = 1; k < hl; k++)
+			len = len << 8 | cl->hdr[k];
+		cl->hlen = 0;
+		if ((b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd)
+			count = (b & 0xf0) == 0x90 ? (uint64_t)(b & 0x0f) : len;
+		else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf)
+			count = 2 * ((b & 0xf0) == 0x80 ? (uint64_t)(b & 0x0f) : len);
+		else if ((b & 0xe0) == 0xa0)
+			body = b & 0x1f;
+		else if (hl > 1)
+			len += (b >= 0xc7 && b <= 0xc9);	/* ext: the type byte */
+		if (count > 0) {
+			if (cl->depth == CLAIMS_DEPTH || cl->pos + cl->owed + count > FWD_EVENT_MAX)
+				return -1;
+			cl->left[cl->depth++] = (uint32_t)count;
+			cl->owed += count;
+			continue;
+		}
+		cl->skip = hl > 1 && count == 0 && !((b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd ||
+		    (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) ? len : body;
+		if (cl->pos + cl->skip + cl->owed > FWD_EVENT_MAX)
+			return -1;
+		if (cl->skip == 0 && claims_done(cl) && one)
+			break;
+	}
+	*n = i;
+	return 0;
+}
+
+/*-
  * object(fw, in, res, size): the next complete object of the window, decoded
  * by msgpack-c into res, its encoded size in *size (the bytes stay in the
  * window until take()).  1, 0 not complete yet, or FILTER_ERROR.  An
@@ -157,10 +289,15 @@ static int need(struct fwd *fw, struct ring *in, size_t n)
  */
 static int object(struct fwd *fw, struct ring *in, msgpack_unpacked *res, size_t *size)
 {
+	int rc;
+
 	for (;;) {
-		size_t avail = fw->alen - fw->apos, off = 0;
+		size_t avail = fw->alen - fw->apos, off = 0, seen = avail;
+		struct claims cl = { 0 };
 		long more;
 
+		if (avail > 0 && (rc = claims_feed(&cl, fw->acc + fw->apos, &seen, 1)) < 0)
+			return fail(fw, rc == -1 ? "fwd_event_too_large" : "fwd_malformed");
 		if (avail > 0) {
 			switch (msgpack_unpack_next(res, (const char *)fw->acc + fw->apos, avail, &off)) {
 			case MSGPACK_UNPACK_SUCCESS:
@@ -560,8 +697,8 @@ static int st_second(struct fwd *fw, struct ring *in)
 	int rc, len;
 
 	for (;;) {
-		const unsigned char *p = fw->acc + fw->apos;
 		size_t avail = fw->alen - fw->apos;
+		const unsigned char *p = avail > 0 ? fw->acc + fw->apos : NULL;
 
 		if (avail > 0 && (len = header(p, avail, 'a', &n)) != 0)
 			fw->mode = M_FORWARD;
@@ -673,12 +810,15 @@ static int st_packed_head(struct fwd *fw, struct ring *in)
 
 	if ((rc = need(fw, in, want)) <= 0)
 		return rc < 0 ? fail(fw, "fwd_nomem") : 0;
-	p = fw->acc + fw->apos;
+	p = want > 0 ? fw->acc + fw->apos : NULL;
 	fw->comp = C_NONE;
 	if (want >= 2 && p[0] == 0x1f && p[1] == 0x8b)
 		fw->comp = C_GZIP;
 	else if (want == 4 && memcmp(p, "\x28\xb5\x2f\xfd", 4) == 0)
 		fw->comp = C_ZSTD;
+	memset(&fw->inner_claims, 0, sizeof(fw->inner_claims));
+	fw->scr_pos = fw->scr_len = 0;
+	fw->z_err = NULL;
 	if ((fw->inner = msgpack_unpacker_new(SCRATCH)) == NULL)
 		return fail(fw, "fwd_nomem");
 	if (fw->comp != C_NONE && (fw->scratch = malloc(SCRATCH)) == NULL)
@@ -731,41 +871,35 @@ static void payload_take(struct fwd *fw, struct ring *in, size_t n, int from_acc
 	fw->left -= n;
 }
 
-/* feed(fw, p, n): n bytes of events to msgpack-c.  0 or -1. */
-static int feed(struct fwd *fw, const void *p, size_t n)
+/*-
+ * feed(fw, p, n): give msgpack-c the bytes at p up to the end of the first
+ * event that ends within n (all n if none does), so that it is handed one
+ * event at a time and every refusal comes in the order of the stream,
+ * however the stream was cut.  Returns the bytes given, or FILTER_ERROR.
+ */
+static long feed(struct fwd *fw, const void *p, size_t n)
 {
-	if (!msgpack_unpacker_reserve_buffer(fw->inner, n))
-		return -1;
-	memcpy(msgpack_unpacker_buffer(fw->inner), p, n);
-	msgpack_unpacker_buffer_consumed(fw->inner, n);
-	return 0;
+	size_t seen = n;
+	int rc;
+
+	if ((rc = claims_feed(&fw->inner_claims, p, &seen, 1)) < 0)
+		return fail(fw, rc == -1 ? "fwd_event_too_large" : "fwd_malformed");
+	if (!msgpack_unpacker_reserve_buffer(fw->inner, seen))
+		return fail(fw, "fwd_nomem");
+	memcpy(msgpack_unpacker_buffer(fw->inner), p, seen);
+	msgpack_unpacker_buffer_consumed(fw->inner, seen);
+	return (long)seen;
 }
 
-/* inflow(fw, in): more event bytes for msgpack-c: payload bytes as they are,
- * or decompressed.  1 fed, 0 nothing yet, 2 the payload is done, or
- * FILTER_ERROR. */
-static int inflow(struct fwd *fw, struct ring *in)
+/* decompress(fw, p, n): decompress payload bytes at p (n of them) into the
+ * scratch buffer.  The bytes of p used, or FILTER_ERROR; an error of the
+ * data itself waits (z_err) until the output before it went to msgpack-c,
+ * so the outcome is the same however the payload was cut. */
+static long decompress(struct fwd *fw, const unsigned char *p, size_t n)
 {
-	const unsigned char *p;
-	size_t n = 0, produced;
-	int from_acc = 0;
-
-	p = payload(fw, in, &n, &from_acc);
-	if (fw->comp == C_NONE) {
-		if (p == NULL)
-			return fw->left == 0 ? 2 : 0;
-		if (n > SCRATCH)
-			n = SCRATCH;
-		if (feed(fw, p, n) < 0)
-			return fail(fw, "fwd_nomem");
-		payload_take(fw, in, n, from_acc);
-		return 1;
-	}
 	if (fw->comp == C_GZIP) {
 		int ret;
 
-		if (fw->left == 0 && fw->z_ended)
-			return 2;
 		if (fw->z_ended) {	/* another member follows */
 			if (inflateReset(&fw->z) != Z_OK)
 				return fail(fw, "fwd_bad_gzip");
@@ -776,33 +910,67 @@ static int inflow(struct fwd *fw, struct ring *in)
 		fw->z.next_out = fw->scratch;
 		fw->z.avail_out = SCRATCH;
 		ret = inflate(&fw->z, Z_NO_FLUSH);
-		if (ret != Z_OK && ret != Z_STREAM_END && ret != Z_BUF_ERROR)
-			return fail(fw, "fwd_bad_gzip");
-		n -= fw->z.avail_in;
-		produced = SCRATCH - fw->z.avail_out;
-		if (n > 0)
-			payload_take(fw, in, n, from_acc);
+		fw->scr_len = SCRATCH - fw->z.avail_out;
 		if (ret == Z_STREAM_END)
 			fw->z_ended = 1;
-		if (produced == 0 && n == 0 && ret != Z_STREAM_END)
-			return fw->left == 0 ? fail(fw, "fwd_truncated_gzip") : 0;
+		else if (ret != Z_OK && ret != Z_BUF_ERROR)
+			fw->z_err = "fwd_bad_gzip";
+		else if (fw->scr_len == 0 && fw->z.avail_in == n && fw->left == n)
+			fw->z_err = "fwd_truncated_gzip";	/* no progress with all there is */
+		return (long)(n - fw->z.avail_in);
 	} else {
 		ZSTD_inBuffer zin = { p, n, 0 };
 		ZSTD_outBuffer zout = { fw->scratch, SCRATCH, 0 };
 
-		if (fw->left == 0 && fw->z_ret == 0)
-			return 2;
 		fw->z_ret = ZSTD_decompressStream(fw->zs, &zout, &zin);
+		fw->scr_len = zout.pos;
 		if (ZSTD_isError(fw->z_ret))
-			return fail(fw, "fwd_bad_zstd");
-		if (zin.pos > 0)
-			payload_take(fw, in, zin.pos, from_acc);
-		produced = zout.pos;
-		if (produced == 0 && zin.pos == 0 && fw->z_ret != 0)
-			return fw->left == 0 ? fail(fw, "fwd_truncated_zstd") : 0;
+			fw->z_err = "fwd_bad_zstd";
+		else if (fw->scr_len == 0 && zin.pos == 0 && fw->left == n && fw->z_ret != 0)
+			fw->z_err = "fwd_truncated_zstd";
+		return (long)zin.pos;
 	}
-	if (produced > 0 && feed(fw, fw->scratch, produced) < 0)
-		return fail(fw, "fwd_nomem");
+}
+
+/* inflow(fw, in): more event bytes for msgpack-c: payload bytes as they are,
+ * or decompressed.  1 fed, 0 nothing yet, 2 the payload is done, or
+ * FILTER_ERROR. */
+static int inflow(struct fwd *fw, struct ring *in)
+{
+	const unsigned char *p;
+	size_t n = 0;
+	int from_acc = 0;
+	long k;
+
+	if (fw->scr_pos < fw->scr_len) {	/* decompressed, not given yet */
+		if ((k = feed(fw, fw->scratch + fw->scr_pos, fw->scr_len - fw->scr_pos)) < 0)
+			return FILTER_ERROR;
+		fw->scr_pos += (size_t)k;
+		return 1;
+	}
+	if (fw->z_err != NULL)
+		return fail(fw, fw->z_err);
+	p = payload(fw, in, &n, &from_acc);
+	if (fw->comp == C_NONE) {
+		if (p == NULL)
+			return fw->left == 0 ? 2 : 0;
+		if ((k = feed(fw, p, n < SCRATCH ? n : SCRATCH)) < 0)
+			return FILTER_ERROR;
+		payload_take(fw, in, (size_t)k, from_acc);
+		return 1;
+	}
+	if (fw->left == 0 && (fw->comp == C_GZIP ? fw->z_ended : fw->z_ret == 0))
+		return 2;
+	if (p == NULL && fw->left > 0)
+		return 0;	/* wait for more of the payload */
+	fw->scr_pos = fw->scr_len = 0;
+	if ((k = decompress(fw, p, n)) < 0)
+		return FILTER_ERROR;
+	if (k > 0)
+		payload_take(fw, in, (size_t)k, from_acc);
+	if (k == 0 && fw->scr_len == 0 && fw->z_err == NULL)
+		return fw->left == 0 ? fail(fw, fw->comp == C_GZIP ? "fwd_truncated_gzip" :
+		    "fwd_truncated_zstd") : 0;
 	return 1;
 }
 

@@ -458,6 +458,8 @@ static void test_refusals(void **state)
 	}
 }
 
+#define C(s) s, sizeof(s) - 1
+
 static void test_limits(void **state)
 {
 	size_t len;
@@ -489,7 +491,27 @@ static void test_limits(void **state)
 	assert_string_equal(refused(f, huge, FWD_EVENT_MAX + 64), "fwd_event_too_large");
 	filter_free(f);
 	free(huge);
+	/* Containers claiming more elements than an event may hold are refused
+	 * before msgpack-c allocates for them: in a request, in a payload, nested. */
+	f = stamped(NULL, FWD_REQUEST_MAX_DEFAULT);
+	assert_string_equal(refused(f, C("\x93\xa1" "a\x01\xdf\xff\xff\xff\xff")),
+	    "fwd_event_too_large");
+	filter_free(f);
+	f = stamped(NULL, FWD_REQUEST_MAX_DEFAULT);
+	assert_string_equal(refused(f, C("\x92\xa1" "a\xc4\x0a\x92\x01\x81\xa1" "b\xdd\x00\x10\x00\x01")),
+	    "fwd_event_too_large");
+	filter_free(f);
+	f = stamped(NULL, FWD_REQUEST_MAX_DEFAULT);
+	assert_string_equal(refused(f, C("\x93\xa1" "a\x01\x81\xa1" "b\x91\x91\x91\x91\x91\x91"
+	    "\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91\x91"
+	    "\x91\x91\x91\x91\x91\x91\x91\x91\x91")), "fwd_event_too_large");
+	filter_free(f);
+	f = stamped(NULL, FWD_REQUEST_MAX_DEFAULT);
+	assert_string_equal(refused(f, C("\x93\xa1" "a\x01\x81\xa1" "b\xc1")), "fwd_malformed");
+	filter_free(f);
 }
+
+#undef C
 
 static void test_no_identity_no_data(void **state)
 {
