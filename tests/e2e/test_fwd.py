@@ -226,7 +226,8 @@ def test_malformed_request_resets_the_sender(tf, name, data):
 
 
 def test_oversized_request_resets_the_sender(tf):
-    t = stamped_tunnel(tf, max_request_size=4096)
+    audit = tf.tmp / "audit.jsonl"
+    t = stamped_tunnel(tf, max_request_size=4096, audit_file=audit)
     app = send_all(tf, t, pack(["small", entries(10), {"chunk": "s"}]), ["s"])
     app.sendall(pack(["big", entries(1000), {"chunk": "b"}]))
     assert ending(app) == "reset"
@@ -234,6 +235,42 @@ def test_oversized_request_resets_the_sender(tf):
                              what="the drop line")
     assert "fwd_request_too_large" in json.dumps(line)
     assert t.sink.acks_sent == 1
+    deadline = time.monotonic() + wait_time(10)
+    while time.monotonic() < deadline:
+        events = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
+        closes = [e for e in events if e["kind"] == "close"]
+        if closes:
+            break
+        time.sleep(0.05)
+    assert closes and closes[0]["reason"] == "fwd_request_too_large", events
+
+
+def test_half_close_after_the_last_piece(tf):
+    """A sender that half-closes after a large request: every piece, then
+    the end, reach Fluentd, and the ack comes back before a clean end."""
+    sink = tf.tcp_sink()
+    server = tf.server(sink, **STAMP)
+    client = tf.client(server)
+    app = tf.connect(client)
+    up = sink.accept()
+    n = 5000
+    app.sendall(pack(["hc", entries(n, pad=100), {"chunk": "h"}]))
+    app.shutdown(socket.SHUT_WR)
+    u = msgpack.Unpacker(raw=False, max_buffer_size=64 * MiB)
+    data = bytearray()
+    while True:
+        chunk = up.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    u.feed(bytes(data))
+    reqs = list(u)
+    assert len(reqs) > 1 and reqs[-1][2]["chunk"] == "h"
+    assert sum(r[2]["size"] for r in reqs) == n
+    up.sendall(pack({"ack": "h"}))
+    up.shutdown(socket.SHUT_WR)
+    assert recv_exact(app, len(pack({"ack": "h"}))) == pack({"ack": "h"})
+    assert ending(app) == "eof"
 
 
 def test_helo_ping_pong_pass_through(tf):
