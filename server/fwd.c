@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include "filter.h"
+#include "fwd_int.h"
 #include "ring.h"
 
 #define ACC_MAX		(FWD_EVENT_MAX + RING_SIZE)	/* the input window */
@@ -30,19 +31,6 @@ enum state {
 
 enum mode { M_FORWARD, M_PACKED };
 
-#define CLAIMS_DEPTH	32	/* msgpack-c's own nesting limit (MSGPACK_EMBED_STACK_SIZE) */
-
-/* What the objects of a byte stream claim, followed across the pieces it
- * arrives in (claims_feed()). */
-struct claims {
-	uint64_t pos;		/* bytes of the current top-level object so far */
-	uint64_t owed;		/* elements its open containers still expect */
-	uint64_t skip;		/* body bytes (str, bin, ext, number) still to pass */
-	uint32_t left[CLAIMS_DEPTH];	/* elements each open container expects */
-	int depth;
-	unsigned char hdr[5];	/* a header cut between two pieces */
-	unsigned hlen;
-};
 enum comp { C_NONE, C_GZIP, C_ZSTD };
 
 struct fwd {
@@ -72,7 +60,7 @@ struct fwd {
 	ZSTD_DStream *zs;
 	size_t z_ret;
 	msgpack_unpacker *inner;
-	struct claims inner_claims;	/* of the bytes given to inner */
+	struct fwd_claims inner_claims;	/* of the bytes given to inner */
 	unsigned char *scratch;
 
 	/* Output: pend[0, ready) waits for the output ring (pend[off, ready)
@@ -165,121 +153,6 @@ static int need(struct fwd *fw, struct ring *in, size_t n)
 }
 
 /*-
- * msgpack-c allocates a container's elements as soon as it reads the
- * container's header (24 bytes an element), before any element arrived: five
- * bytes claiming 2^32 elements would ask for 96 GiB.  So before msgpack-c
- * sees bytes, claims_feed() follows the headers (only the headers: msgpack-c
- * still decodes everything) and refuses an object whose containers claim
- * more elements than FWD_EVENT_MAX bytes can hold (each takes a byte at
- * least).  What msgpack-c allocates for one event is then at most 24 bytes
- * per byte of it.
- */
-
-/* head_len(b): the length of the header that starts with b (the type byte
- * and its length or count bytes), body: the fixed body after it; 0 for a
- * byte that starts no object. */
-static unsigned head_len(unsigned char b, unsigned *body)
-{
-	*body = 0;
-	if (b <= 0x7f || b >= 0xe0 || (b >= 0x80 && b <= 0xbf) || (b >= 0xc0 && b <= 0xc3 && b != 0xc1))
-		return 1;
-	switch (b) {
-	case 0xc4: case 0xc7: case 0xd9: return 2;	/* bin8, ext8, str8: 1-byte length */
-	case 0xc5: case 0xc8: case 0xda: case 0xdc: case 0xde: return 3;
-	case 0xc6: case 0xc9: case 0xdb: case 0xdd: case 0xdf: return 5;
-	case 0xca: *body = 4; return 1;
-	case 0xcb: *body = 8; return 1;
-	case 0xcc: case 0xd0: *body = 1; return 1;
-	case 0xcd: case 0xd1: *body = 2; return 1;
-	case 0xce: case 0xd2: *body = 4; return 1;
-	case 0xcf: case 0xd3: *body = 8; return 1;
-	case 0xd4: *body = 2; return 1;		/* fixext 1..16: type byte and data */
-	case 0xd5: *body = 3; return 1;
-	case 0xd6: *body = 5; return 1;
-	case 0xd7: *body = 9; return 1;
-	case 0xd8: *body = 17; return 1;
-	default: return 0;			/* 0xc1 */
-	}
-}
-
-/* claims_done(cl): one element ended: its container expects one less; a
- * container whose last element came ends in turn.  1 when a top-level
- * object ended. */
-static int claims_done(struct claims *cl)
-{
-	while (cl->depth > 0) {
-		cl->owed--;
-		if (--cl->left[cl->depth - 1] > 0)
-			return 0;
-		cl->depth--;
-	}
-	cl->pos = 0;
-	return 1;
-}
-
-/*-
- * claims_feed(cl, p, n, one): follow the headers in n more bytes at p.  With
- * one, stop after the first top-level object (*n is then how far it went).
- * 0; -1 if a container claims more than FWD_EVENT_MAX allows or nests
- * deeper than msgpack-c would; -2 if a byte starts no object (msgpack-c is
- * given no such bytes).
- */
-static int claims_feed(struct claims *cl, const unsigned char *p, size_t *n, int one)
-{
-	size_t i = 0;
-
-	while (i < *n) {
-		unsigned hl, body;
-		uint64_t len = 0, count = 0;
-		unsigned char b;
-
-		if (cl->skip > 0) {
-			size_t k = *n - i < cl->skip ? *n - i : (size_t)cl->skip;
-
-			cl->skip -= k;
-			cl->pos += k;
-			i += k;
-			if (cl->skip == 0 && claims_done(cl) && one)
-				break;
-			continue;
-		}
-		cl->hdr[cl->hlen++] = p[i++];
-		cl->pos++;
-		if ((hl = head_len(cl->hdr[0], &body)) == 0)
-			return -2;
-		if (cl->hlen < hl)
-			continue;
-		b = cl->hdr[0];
-		for (unsigned k = 1; k < hl; k++)
-			len = len << 8 | cl->hdr[k];
-		cl->hlen = 0;
-		if ((b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd)
-			count = (b & 0xf0) == 0x90 ? (uint64_t)(b & 0x0f) : len;
-		else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf)
-			count = 2 * ((b & 0xf0) == 0x80 ? (uint64_t)(b & 0x0f) : len);
-		else if ((b & 0xe0) == 0xa0)
-			body = b & 0x1f;
-		else if (hl > 1)
-			len += (b >= 0xc7 && b <= 0xc9);	/* ext: the type byte */
-		if (count > 0) {
-			if (cl->depth == CLAIMS_DEPTH || cl->pos + cl->owed + count > FWD_EVENT_MAX)
-				return -1;
-			cl->left[cl->depth++] = (uint32_t)count;
-			cl->owed += count;
-			continue;
-		}
-		cl->skip = hl > 1 && count == 0 && !((b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd ||
-		    (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) ? len : body;
-		if (cl->pos + cl->skip + cl->owed > FWD_EVENT_MAX)
-			return -1;
-		if (cl->skip == 0 && claims_done(cl) && one)
-			break;
-	}
-	*n = i;
-	return 0;
-}
-
-/*-
  * object(fw, in, res, size): the next complete object of the window, decoded
  * by msgpack-c into res, its encoded size in *size (the bytes stay in the
  * window until take()).  1, 0 not complete yet, or FILTER_ERROR.  An
@@ -293,10 +166,10 @@ static int object(struct fwd *fw, struct ring *in, msgpack_unpacked *res, size_t
 
 	for (;;) {
 		size_t avail = fw->alen - fw->apos, off = 0, seen = avail;
-		struct claims cl = { 0 };
+		struct fwd_claims cl = { 0 };
 		long more;
 
-		if (avail > 0 && (rc = claims_feed(&cl, fw->acc + fw->apos, &seen, 1)) < 0)
+		if (avail > 0 && (rc = fwd_claims_feed(&cl, fw->acc + fw->apos, &seen, 1)) < 0)
 			return fail(fw, rc == -1 ? "fwd_event_too_large" : "fwd_malformed");
 		if (avail > 0) {
 			switch (msgpack_unpack_next(res, (const char *)fw->acc + fw->apos, avail, &off)) {
@@ -719,6 +592,12 @@ static int st_second(struct fwd *fw, struct ring *in)
 	}
 	if (fw->nelem != 2 && fw->nelem != 3)
 		return fail(fw, "fwd_not_a_request");
+	/* Refused before any piece leaves when the header already tells: a
+	 * payload's length, or entries of 3 bytes at least.  (Pieces that left
+	 * before a later refusal carry no chunk: nothing acks them, and the
+	 * sender sends the chunk again.) */
+	if (fw->req_bytes + len + (fw->mode == M_PACKED ? n : 3 * n) > fw->max_req)
+		return fail(fw, "fwd_request_too_large");
 	fw->left = n;
 	take(fw, (size_t)len);
 	fw->state = fw->mode == M_PACKED ? S_PACKED_HEAD : S_ENTRIES;
@@ -882,7 +761,7 @@ static long feed(struct fwd *fw, const void *p, size_t n)
 	size_t seen = n;
 	int rc;
 
-	if ((rc = claims_feed(&fw->inner_claims, p, &seen, 1)) < 0)
+	if ((rc = fwd_claims_feed(&fw->inner_claims, p, &seen, 1)) < 0)
 		return fail(fw, rc == -1 ? "fwd_event_too_large" : "fwd_malformed");
 	if (!msgpack_unpacker_reserve_buffer(fw->inner, seen))
 		return fail(fw, "fwd_nomem");

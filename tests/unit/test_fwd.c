@@ -470,6 +470,17 @@ static void test_limits(void **state)
 	(void)state;
 	assert_string_equal(refused(f, req, len), "fwd_request_too_large");
 	filter_free(f);
+	f = stamped(NULL, len - 64);
+	{
+		struct buf out = { 0 };
+
+		/* the payload's length says so: refused before any piece left */
+		assert_int_equal(pass(f, req, len, 1000, &out, 0), FILTER_ERROR);
+		assert_string_equal(f->why, "fwd_request_too_large");
+		assert_int_equal(out.n, 0);
+		free(out.p);
+	}
+	filter_free(f);
 	f = stamped(NULL, len);
 	{
 		struct buf out = { 0 };
