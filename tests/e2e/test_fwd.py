@@ -337,6 +337,19 @@ def test_stamp_fields_and_format(tf):
         "who": "edge-01/fleet/edge-01.example.com/spiffe://prod/edge-01"}
 
 
+def test_every_connection_shows_its_certificate(tf):
+    """While stamping the server issues no tickets: the client's second
+    connection makes a full handshake too, and its records are stamped."""
+    t = stamped_tunnel(tf)
+    for i in range(3):
+        app = send_all(tf, t, pack(["r", 1, {"n": i}, {"chunk": f"c{i}"}]), [f"c{i}"])
+        app.close()
+    for e in t.sink.wait_events(3):
+        check_stamp(e.record)
+    accepted = [r for r in t.server.records() if r.get("msg") == "accepted"]
+    assert len(accepted) == 3 and all(r["resumed"] == "0" for r in accepted), accepted
+
+
 def test_identity_that_is_no_tag_is_refused(tf):
     """--tag-prefix with a value a tag may not hold (a URI SAN) or a missing
     one (no DNS SAN): refused at the handshake, never mangled."""
