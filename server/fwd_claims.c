@@ -12,31 +12,51 @@
 #include "fwd.h"
 #include "fwd_int.h"
 
-/* head_len(b): the length of the header that starts with b (the type byte
- * and its length or count bytes), body: the fixed body after it; 0 for a
- * byte that starts no object. */
-static unsigned head_len(unsigned char b, unsigned *body)
+#include <pthread.h>
+
+/* What a first byte says of its object: the length of its header (the
+ * byte and its length or count bytes; 0: no object starts with it), the
+ * body after the header when that is fixed, and its kind. */
+struct head {
+	unsigned char len, body, kind;
+};
+
+enum { K_SCALAR, K_ARRAY, K_MAP, K_BLOB, K_EXT };
+
+static struct head heads[256];
+static pthread_once_t heads_once = PTHREAD_ONCE_INIT;
+
+static void heads_init(void)
 {
-	*body = 0;
-	if (b <= 0x7f || b >= 0xe0 || (b >= 0x80 && b <= 0xbf) || (b >= 0xc0 && b <= 0xc3 && b != 0xc1))
-		return 1;
-	switch (b) {
-	case 0xc4: case 0xc7: case 0xd9: return 2;	/* bin8, ext8, str8: 1-byte length */
-	case 0xc5: case 0xc8: case 0xda: case 0xdc: case 0xde: return 3;
-	case 0xc6: case 0xc9: case 0xdb: case 0xdd: case 0xdf: return 5;
-	case 0xca: *body = 4; return 1;
-	case 0xcb: *body = 8; return 1;
-	case 0xcc: case 0xd0: *body = 1; return 1;
-	case 0xcd: case 0xd1: *body = 2; return 1;
-	case 0xce: case 0xd2: *body = 4; return 1;
-	case 0xcf: case 0xd3: *body = 8; return 1;
-	case 0xd4: *body = 2; return 1;		/* fixext 1..16: type byte and data */
-	case 0xd5: *body = 3; return 1;
-	case 0xd6: *body = 5; return 1;
-	case 0xd7: *body = 9; return 1;
-	case 0xd8: *body = 17; return 1;
-	default: return 0;			/* 0xc1 */
+	static const struct { unsigned char b, len, body, kind; } special[] = {
+		{ 0xc0, 1, 0, K_SCALAR }, { 0xc2, 1, 0, K_SCALAR }, { 0xc3, 1, 0, K_SCALAR },
+		{ 0xc4, 2, 0, K_BLOB }, { 0xc5, 3, 0, K_BLOB }, { 0xc6, 5, 0, K_BLOB },
+		{ 0xc7, 2, 0, K_EXT }, { 0xc8, 3, 0, K_EXT }, { 0xc9, 5, 0, K_EXT },
+		{ 0xca, 1, 4, K_SCALAR }, { 0xcb, 1, 8, K_SCALAR },
+		{ 0xcc, 1, 1, K_SCALAR }, { 0xcd, 1, 2, K_SCALAR }, { 0xce, 1, 4, K_SCALAR },
+		{ 0xcf, 1, 8, K_SCALAR }, { 0xd0, 1, 1, K_SCALAR }, { 0xd1, 1, 2, K_SCALAR },
+		{ 0xd2, 1, 4, K_SCALAR }, { 0xd3, 1, 8, K_SCALAR },
+		{ 0xd4, 1, 2, K_SCALAR }, { 0xd5, 1, 3, K_SCALAR }, { 0xd6, 1, 5, K_SCALAR },
+		{ 0xd7, 1, 9, K_SCALAR }, { 0xd8, 1, 17, K_SCALAR },	/* fixext: type and data */
+		{ 0xd9, 2, 0, K_BLOB }, { 0xda, 3, 0, K_BLOB }, { 0xdb, 5, 0, K_BLOB },
+		{ 0xdc, 3, 0, K_ARRAY }, { 0xdd, 5, 0, K_ARRAY },
+		{ 0xde, 3, 0, K_MAP }, { 0xdf, 5, 0, K_MAP },
+	};
+	unsigned b;
+	size_t i;
+
+	for (b = 0; b < 256; b++) {
+		if (b <= 0x7f || b >= 0xe0)
+			heads[b] = (struct head){ 1, 0, K_SCALAR };	/* fixint */
+		else if (b <= 0x8f)
+			heads[b] = (struct head){ 1, 0, K_MAP };
+		else if (b <= 0x9f)
+			heads[b] = (struct head){ 1, 0, K_ARRAY };
+		else if (b <= 0xbf)
+			heads[b] = (struct head){ 1, (unsigned char)(b & 0x1f), K_SCALAR };	/* fixstr */
 	}
+	for (i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+		heads[special[i].b] = (struct head){ special[i].len, special[i].body, special[i].kind };
 }
 
 /* claims_done(cl): one element ended: its container expects one less; a
@@ -55,23 +75,24 @@ static int claims_done(struct fwd_claims *cl)
 }
 
 /*-
- * fwd_claims_feed(cl, p, n, one): follow the headers in n more bytes at p.  With
- * one, stop after the first top-level object (*n is then how far it went).
- * 0; -1 if a container claims more than FWD_EVENT_MAX allows or nests
- * deeper than msgpack-c would; -2 if a byte starts no object (msgpack-c is
- * given no such bytes).
+ * fwd_claims_feed(cl, p, n, one): follow the headers in n more bytes at p.
+ * With one, stop after the first top-level object (*n is then how far it
+ * went).  0; -1 if a container claims more than FWD_EVENT_MAX allows or
+ * nests deeper than msgpack-c would; -2 if a byte starts no object
+ * (msgpack-c is given no such bytes).
  */
 int fwd_claims_feed(struct fwd_claims *cl, const unsigned char *p, size_t *n, int one)
 {
-	size_t i = 0;
+	size_t i = 0, end = *n;
 
-	while (i < *n) {
-		unsigned hl, body;
-		uint64_t len = 0, count = 0;
-		unsigned char b;
+	pthread_once(&heads_once, heads_init);
+	while (i < end) {
+		const unsigned char *h;
+		const struct head *t;
+		uint64_t len = 0, count;
 
 		if (cl->skip > 0) {
-			size_t k = *n - i < cl->skip ? *n - i : (size_t)cl->skip;
+			size_t k = end - i < cl->skip ? end - i : (size_t)cl->skip;
 
 			cl->skip -= k;
 			cl->pos += k;
@@ -80,33 +101,49 @@ int fwd_claims_feed(struct fwd_claims *cl, const unsigned char *p, size_t *n, in
 				break;
 			continue;
 		}
-		cl->hdr[cl->hlen++] = p[i++];
-		cl->pos++;
-		if ((hl = head_len(cl->hdr[0], &body)) == 0)
-			return -2;
-		if (cl->hlen < hl)
-			continue;
-		b = cl->hdr[0];
-		for (unsigned k = 1; k < hl; k++)
-			len = len << 8 | cl->hdr[k];
-		cl->hlen = 0;
-		if ((b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd)
-			count = (b & 0xf0) == 0x90 ? (uint64_t)(b & 0x0f) : len;
-		else if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf)
-			count = 2 * ((b & 0xf0) == 0x80 ? (uint64_t)(b & 0x0f) : len);
-		else if ((b & 0xe0) == 0xa0)
-			body = b & 0x1f;
-		else if (hl > 1)
-			len += (b >= 0xc7 && b <= 0xc9);	/* ext: the type byte */
-		if (count > 0) {
+		if (cl->hlen == 0 && end - i >= 5) {	/* the whole header is here */
+			h = p + i;
+			if ((t = &heads[h[0]])->len == 0)
+				return -2;
+			i += t->len;
+		} else {				/* it may be cut: gather it */
+			cl->hdr[cl->hlen++] = p[i++];
+			if ((t = &heads[cl->hdr[0]])->len == 0)
+				return -2;
+			if (cl->hlen < t->len) {
+				cl->pos++;
+				continue;
+			}
+			cl->pos -= cl->hlen - 1;	/* counted once below */
+			h = cl->hdr;
+			cl->hlen = 0;
+		}
+		cl->pos += t->len;
+		for (unsigned k = 1; k < t->len; k++)
+			len = len << 8 | h[k];
+		switch (t->kind) {
+		case K_ARRAY:
+		case K_MAP:
+			count = t->len == 1 ? (uint64_t)(h[0] & 0x0f) : len;
+			if (t->kind == K_MAP)
+				count *= 2;
+			if (count == 0)
+				break;
 			if (cl->depth == FWD_CLAIMS_DEPTH || cl->pos + cl->owed + count > FWD_EVENT_MAX)
 				return -1;
 			cl->left[cl->depth++] = (uint32_t)count;
 			cl->owed += count;
 			continue;
+		case K_BLOB:
+			cl->skip = len;
+			break;
+		case K_EXT:
+			cl->skip = len + 1;	/* and its type byte */
+			break;
+		default:
+			cl->skip = t->body;
+			break;
 		}
-		cl->skip = hl > 1 && count == 0 && !((b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd ||
-		    (b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) ? len : body;
 		if (cl->pos + cl->skip + cl->owed > FWD_EVENT_MAX)
 			return -1;
 		if (cl->skip == 0 && claims_done(cl) && one)
@@ -115,4 +152,3 @@ int fwd_claims_feed(struct fwd_claims *cl, const unsigned char *p, size_t *n, in
 	*n = i;
 	return 0;
 }
-
