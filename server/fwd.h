@@ -26,9 +26,12 @@
  *
  * The framing of containers (a request's array, a Forward array, a
  * PackedForward blob) is read from their headers; every object inside is
- * delimited and decoded by msgpack-c: msgpack_unpack_next() for a request's
- * elements, the streaming msgpack_unpacker for a PackedForward's events,
- * zlib and libzstd for compressed ones.
+ * decoded by msgpack-c: msgpack_unpack_next() for a request's elements, the
+ * streaming msgpack_unpacker for a PackedForward's events (one at a time),
+ * zlib and libzstd for compressed ones.  Before msgpack-c sees a byte, the
+ * claims check (fwd_claims.c) follows the headers and refuses a container
+ * that claims more elements than FWD_EVENT_MAX bytes could hold: msgpack-c
+ * allocates for a claim as soon as it reads it.
  *
  * Memory per connection, whatever a request claims: the input window
  * (FWD_EVENT_MAX + RING_SIZE), one event being written (its size plus the
