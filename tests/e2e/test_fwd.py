@@ -15,13 +15,19 @@ import msgpack
 import pytest
 import zstandard
 
-from conftest import MiB, RssSampler, Tunnel, recv_exact, wait_time
+from conftest import BUILD, VALGRIND, MiB, RssSampler, Tunnel, recv_exact, wait_time
 from fwdsink import EventTime
 from pki import Pki
 
 pack = msgpack.packb
 ET = msgpack.ExtType(0, struct.pack(">II", 1_700_000_000, 123))
 STAMP = dict(stamp_key="tls", stamp_address_key="peer_ip", tag_prefix="edge.{cn}.")
+
+
+def sanitized():
+    """An ASan build: its allocator keeps freed memory in a quarantine, so RSS
+    says nothing about ours (as in test_memory)."""
+    return b"__asan_init" in (BUILD / "tlsfwd-server").read_bytes()
 
 
 def client_port(tunnel):
@@ -167,6 +173,8 @@ def test_big_packed_forward_in_pieces_memory_flat(tf):
     assert all(opt["size"] == count for _, opt, count in reqs)
     growth = sampler.growth()[t.server.name]
     print(f"server RSS growth with an 8 MiB request: {growth} KiB")
+    if VALGRIND or sanitized():
+        return
     assert growth < 4 * 1024, f"server RSS grew {growth} KiB for an 8 MiB request"
 
 
