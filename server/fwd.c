@@ -533,7 +533,8 @@ static int st_tag(struct fwd *fw, struct ring *in)
 		goto out;
 	}
 	memcpy(fw->tag, fw->stamp != NULL && fw->stamp->prefix != NULL ? fw->stamp->prefix : "", plen);
-	memcpy(fw->tag + plen, res.data.via.str.ptr, res.data.via.str.size);
+	if (res.data.via.str.size > 0)		/* an empty one may have no pointer */
+		memcpy(fw->tag + plen, res.data.via.str.ptr, res.data.via.str.size);
 	fw->tag_len = plen + res.data.via.str.size;
 	take(fw, size);
 	fw->state = S_SECOND;
