@@ -19,10 +19,10 @@
 #include "upstream.h"
 #include "x509.h"
 
-/* server_filters(t, f): the forward reader on what the sender sends (a
- * tunnel filters hook, set only when an option needs it). */
 static int rules_judge(struct conn *c, int ok, int err);
 
+/* server_filters(t, f): the forward reader on what the sender sends (a
+ * tunnel filters hook, set only when an option needs it). */
 static int server_filters(struct tunnel *t, struct filter *f[2])
 {
 	const struct server *srv = t->role_data;
