@@ -35,7 +35,7 @@
  *
  * Memory per connection, whatever a request claims: the input window
  * (FWD_EVENT_MAX + RING_SIZE), one event being written (its size plus the
- * stamp), one piece waiting for the output ring (FWD_PIECE_MAX plus one
+ * stamp) and a copy of the one being unpacked, one piece waiting for the output ring (FWD_PIECE_MAX plus one
  * event), the event being unpacked (msgpack-c's buffer, up to about twice
  * FWD_EVENT_MAX, and its object tree, 24 bytes per element in the worst
  * case), zlib's state (~45 KiB) or zstd's (its window, at most

@@ -393,6 +393,53 @@ static void test_big_packed_in_pieces(void **state)
 	}
 }
 
+/* A record's own field of a stamp's name is replaced, whether the event is
+ * written from its bytes or re-encoded; the other fields stay as they came
+ * (a non-minimal time too). */
+static void test_stamp_replaces_and_keeps(void **state)
+{
+	/* [t, bin(events)] : [uint64 1, {"a": 1, "tls": "forged"}], [1, {"b": "x"}] */
+	static const unsigned char req[] = {
+		0x92, 0xa1, 't', 0xc4, 32,
+		0x92, 0xcf, 0, 0, 0, 0, 0, 0, 0, 1, 0x82, 0xa1, 'a', 0x01, 0xa3, 't', 'l', 's',
+		0xa6, 'f', 'o', 'r', 'g', 'e', 'd',
+		0x92, 0x01, 0x81, 0xa1, 'b', 0xa1, 'x',
+	};
+	struct filter *f = stamped(NULL, FWD_REQUEST_MAX_DEFAULT);
+	struct buf out = { 0 };
+	msgpack_unpacked r, e;
+	size_t off = 0, eoff = 0;
+	int k;
+
+	(void)state;
+	assert_int_equal(sizeof(req), 5 + 32);
+	assert_int_equal(pass(f, req, sizeof(req), 3, &out, 0), FILTER_IDLE);
+	msgpack_unpacked_init(&r);
+	msgpack_unpacked_init(&e);
+	assert_int_equal(msgpack_unpack_next(&r, (const char *)out.p, out.n, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	for (k = 0; k < 2; k++) {
+		const msgpack_object *bin = &r.data.via.array.ptr[1], *rec;
+
+		assert_int_equal(msgpack_unpack_next(&e, bin->via.bin.ptr, bin->via.bin.size, &eoff),
+		    MSGPACK_UNPACK_SUCCESS);
+		assert_int_equal(e.data.via.array.ptr[0].via.u64, 1);
+		rec = &e.data.via.array.ptr[1];
+		assert_int_equal(rec->via.map.size, 3);	/* a|b, tls, ip */
+		assert_int_equal(rec->via.map.ptr[0].val.type,
+		    k == 0 ? MSGPACK_OBJECT_POSITIVE_INTEGER : MSGPACK_OBJECT_STR);
+		assert_memory_equal(rec->via.map.ptr[1].key.via.str.ptr, "tls", 3);
+		assert_int_equal(rec->via.map.ptr[1].val.type, MSGPACK_OBJECT_MAP);
+		assert_memory_equal(rec->via.map.ptr[2].key.via.str.ptr, "ip", 2);
+	}
+	/* the first event was re-encoded (its time now minimal), the second copied */
+	assert_int_equal(((const unsigned char *)r.data.via.array.ptr[1].via.bin.ptr)[1], 0x01);
+	msgpack_unpacked_destroy(&r);
+	msgpack_unpacked_destroy(&e);
+	filter_free(f);
+	free(out.p);
+}
+
 static void test_ping_passes_through(void **state)
 {
 	struct filter *f = stamped("edge.", FWD_REQUEST_MAX_DEFAULT);
@@ -572,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_every_mode),
 		cmocka_unit_test(test_every_split),
 		cmocka_unit_test(test_big_packed_in_pieces),
+		cmocka_unit_test(test_stamp_replaces_and_keeps),
 		cmocka_unit_test(test_ping_passes_through),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_limits),
