@@ -134,8 +134,11 @@ static void upstream_lost(struct conn_set *s, int i, const char *why)
 		resolver_kick(&t->res);		/* it may have moved */
 		probe_after(s, 0.);
 	}
-	if (!upstreams_up(&t->ups))
-		reach_lost(&t->reach, t->ups.v[i].spec, why);
+	/* One may come back between the check and the shutting (on another
+	 * worker, whose reach_found() then came first): look again after. */
+	if (!upstreams_up(&t->ups) && reach_lost(&t->reach, t->ups.v[i].spec, why) &&
+	    upstreams_up(&t->ups))
+		reach_found(&t->reach, t->ups.v[i].spec);
 }
 
 /* probe_done(c, ok): probe c ended, cleanly (the upstream answered) or not. */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,17 @@ static void raise_fd_limit(long max_conns)
 		log_warn("open-file limit is too low for --max-conns: connections beyond it "
 		    "wait in the backlog", "nofile=%ld max_conns=%ld needed=%ld",
 		    (long)rl.rlim_cur, max_conns, need);
+}
+
+/* pin_allocator(): fix glibc's thresholds for handing memory back.  Left
+ * dynamic, one big temporary (a certificate file read at start, say) raises
+ * them for the life of the process: each worker's arena then keeps up to
+ * twice that at its top after a burst, and malloc_trim() does not touch the
+ * top of a thread's arena.  Fixed, an arena gives back its top as it frees. */
+static void pin_allocator(void)
+{
+	(void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 512 * 1024);
 }
 
 int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
@@ -87,6 +99,7 @@ int daemon_main(const struct role *role, int argc, char **argv)
 	const char *why;
 	int rc = 1;
 
+	pin_allocator();
 	if (config_load(&cfg, role, prog, argc, argv, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		goto out_cfg;

@@ -150,6 +150,44 @@ static void certs_free(struct tls_certs *c)
 	}
 }
 
+/* file_slurp(fp, max, n, why): all of fp in a malloc'd buffer with a NUL
+ * after its *n bytes, grown as it fills: a certificate is a few KiB, and one
+ * big buffer up front would be a big temporary (see pin_allocator). */
+static unsigned char *file_slurp(FILE *fp, size_t max, size_t *n, const char **why)
+{
+	unsigned char *buf = NULL, *p;
+	size_t cap = 0, len = 0;
+
+	for (;;) {
+		if (len == cap) {
+			if (cap > max) {
+				*why = "file too large";
+				break;
+			}
+			cap = cap == 0 ? 16384 : 2 * cap;
+			if (cap > max)
+				cap = max + 1;	/* one byte more says it is too large */
+			if ((p = realloc(buf, cap + 1)) == NULL) {
+				*why = "out of memory";
+				break;
+			}
+			buf = p;
+		}
+		len += fread(buf + len, 1, cap - len, fp);
+		if (len < cap) {
+			if (ferror(fp)) {
+				*why = strerror(errno);
+				break;
+			}
+			buf[len] = '\0';
+			*n = len;
+			return buf;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
 /* pem_load(path, label, der, len, err, errsz): the DER of a file: the
  * "-----BEGIN <label>-----" blocks of a PEM file decoded back to back, or a
  * DER file as it is.  *der is malloc'd.  -1 with the file and the cause in
@@ -165,19 +203,14 @@ static int pem_load(const char *path, const char *label, unsigned char **der, si
 
 	snprintf(begin, sizeof(begin), "-----BEGIN %s-----", label);
 	snprintf(end, sizeof(end), "-----END %s-----", label);
-	if ((text = malloc(CERT_FILE_MAX + 1)) == NULL)
-		goto fail;
 	if ((fp = fopen(path, "rb")) == NULL) {
 		why = strerror(errno);
 		goto fail;
 	}
-	n = fread(text, 1, CERT_FILE_MAX + 1, fp);
+	text = file_slurp(fp, CERT_FILE_MAX, &n, &why);
 	fclose(fp);
-	if (n > CERT_FILE_MAX) {
-		why = "file too large";
+	if (text == NULL)
 		goto fail;
-	}
-	text[n] = '\0';
 	/* DER is never longer than the text it came from */
 	if ((out = malloc(n + 1)) == NULL)
 		goto fail;

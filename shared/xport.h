@@ -58,6 +58,7 @@ struct end {
 	unsigned char truncated;	/* eof without close_notify, or reset */
 	unsigned char shut;	/* EOF has been passed on to this end */
 	unsigned char drained;	/* TLS: the last recv() emptied the socket */
+	unsigned char timed_out;	/* TLS: recv() failed with ETIMEDOUT */
 	unsigned char nofin;	/* TLS: shutdown is close_notify alone, no FIN (an HTTP
 				 * proxy's tunnel ends both ways at a FIN) */
 	const char *why;	/* the last XPORT_ERROR or XPORT_CUT: what it was */
@@ -80,6 +81,11 @@ void xport_tls_attach(struct end *e, WOLFSSL *ssl);
 
 /** xport_reason(err): a short name for the socket error err, for the log. */
 const char *xport_reason(int err);
+
+/** xport_io_reason(err): the same for a read or write on a connected
+ *  socket, where ETIMEDOUT means the path died (keepalive or
+ *  retransmissions gave up): "path_timeout". */
+const char *xport_io_reason(int err);
 
 /** xport_fail(e, why, code): record an error on e; returns XPORT_ERROR. */
 int xport_fail(struct end *e, const char *why, int code);

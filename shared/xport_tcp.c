@@ -20,6 +20,11 @@ const char *xport_reason(int err)
 	}
 }
 
+const char *xport_io_reason(int err)
+{
+	return err == ETIMEDOUT ? "path_timeout" : xport_reason(err);
+}
+
 int xport_fail(struct end *e, const char *why, int code)
 {
 	e->why = why;
@@ -48,7 +53,7 @@ static int tcp_read(struct end *e, unsigned char *buf, size_t n)
 		e->why = "reset";
 		return XPORT_CUT;
 	}
-	return xport_fail(e, xport_reason(errno), 0);
+	return xport_fail(e, xport_io_reason(errno), 0);
 }
 
 /* tcp_write: a short write filled the socket buffer: wait for EV_WRITE. */
@@ -66,14 +71,14 @@ static int tcp_write(struct end *e, const unsigned char *buf, size_t n, int more
 	}
 	if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return XPORT_WANT_WRITE;
-	return xport_fail(e, xport_reason(errno), 0);
+	return xport_fail(e, xport_io_reason(errno), 0);
 }
 
 /* tcp_shutdown: the FIN; the peer's reads end. */
 static int tcp_shutdown(struct end *e)
 {
 	if (shutdown(e->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-		return xport_fail(e, xport_reason(errno), 0);
+		return xport_fail(e, xport_io_reason(errno), 0);
 	return 0;
 }
 

@@ -58,6 +58,9 @@ static int tls_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 			case ECONNRESET:	return WOLFSSL_CBIO_ERR_CONN_RST;
 			case EPIPE:
 			case ECONNABORTED:	return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+			case ETIMEDOUT:		/* keepalive or retransmissions gave up */
+				e->timed_out = 1;
+				return WOLFSSL_CBIO_ERR_GENERAL;
 			default:		return WOLFSSL_CBIO_ERR_GENERAL;
 			}
 		}
@@ -80,7 +83,7 @@ static int tls_fail(struct end *e, int err)
 		return XPORT_WANT_READ;
 	if (err == WOLFSSL_ERROR_WANT_WRITE)
 		return XPORT_WANT_WRITE;
-	return xport_fail(e, tls_reason(e->ssl, err), err);
+	return xport_fail(e, e->timed_out ? "path_timeout" : tls_reason(e->ssl, err), err);
 }
 
 /* tls_read: only close_notify is a clean end; a FIN or reset under TLS

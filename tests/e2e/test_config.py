@@ -245,6 +245,24 @@ def test_check_fails_like_a_start_would(tf, case):
     assert r.stderr.strip(), "no message on stderr"
 
 
+def test_ca_file_size(tf, tmp_path):
+    """A CA bundle is read whole at its size: 200 copies of the CA with
+    comment text between them (about 1 MiB) load; one over 4 MiB is refused
+    with the file and the cause named."""
+    ca = tf.pki.ca.cert.read_text()
+    opts = dict(cert=tf.pki.client.cert, key=tf.pki.client.key, server="127.0.0.1:24284")
+    big = tmp_path / "bundle.pem"
+    big.write_text(("# " + "x" * 78 + "\n") * 40 + ca)
+    big.write_text(big.read_text() * 200)
+    r = tf.run("tlsfwd-client", *flags(dict(opts, ca=big)), "--check")
+    assert r.returncode == 0, r.stderr
+    huge = tmp_path / "huge.pem"
+    huge.write_text(ca + "#" * (4 << 20))
+    r = tf.run("tlsfwd-client", *flags(dict(opts, ca=huge)), "--check")
+    assert r.returncode == 1, f"--check passed:\n{r.stdout}"
+    assert f"{huge}: cannot read certificates: file too large" in r.stderr, r.stderr
+
+
 def test_check_ok_prints_the_effective_config(tf):
     r = tf.run("tlsfwd-client", *flags(dict(ca=tf.pki.ca.cert, cert=tf.pki.client.cert,
                                           key=tf.pki.client.key, server="localhost:24284")),

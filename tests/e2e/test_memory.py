@@ -92,7 +92,7 @@ def test_memory_is_returned_after_a_burst(tf, capsys):
     assert idle == {d.name: 0 for d in daemons}, f"trims while idle: {idle}"
     if VALGRIND or sanitized():
         return
-    slack = 12 * 1024                   # KiB
+    slack = 4 * 1024                    # KiB
     for n in before:
         assert after[n] <= before[n] + slack, \
             f"{n}: RSS {after[n]} KiB after the burst, {before[n]} KiB before (peak {peak[n]})"

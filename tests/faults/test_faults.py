@@ -156,6 +156,37 @@ def test_partitioned_server_costs_one_connect_timeout(rig):
     assert_no_silent_loss(Sinks(rig.sink, near), sender)
 
 
+def test_keepalive_finds_a_silent_path(rig):
+    """Issue 12 §4: an idle tunnel whose cable is cut is noticed by TCP
+    keepalive (--tcp-keepalive 1: probes after 1 s, every 1 s, dead after 6
+    unanswered), not left open until the next write: the client logs
+    reason=path_timeout and resets its sender, who learns its connection is
+    gone without writing."""
+    tf = rig.tf
+    client = ns_daemon(tf, rig.net.c, "tlsfwd-client", "client-ka", listen="127.0.0.1:24227",
+                       server=f"{rig.net.s_addr}:{SERVER_PORT}", server_name="localhost",
+                       ca=tf.pki.ca.cert, cert=tf.pki.client.cert, key=tf.pki.client.key,
+                       tcp_keepalive=1, workers=1, log_level="info")
+    app = rig.net.c.connect(client.address)
+    app.sendall(b"\x93\xa3app\x00\x80")             # one Message event: [app, 0, {}]
+    rig.server.wait_for(lambda r: r.get("msg") == "accepted", wait_time(10))
+    time.sleep(0.5)                                     # idle
+    rig.net.partition()
+    cut = time.monotonic()
+    app.settimeout(30)
+    try:
+        got = app.recv(1)
+    except ConnectionResetError:
+        got = None
+    took = time.monotonic() - cut
+    print(f"idle tunnel, cable cut: the sender was reset after {took:.1f} s")
+    assert got is None, f"the sender read {got!r}, not a reset"
+    assert took < 1 + 6 * 1 + 3, took
+    line = client.wait_for(lambda r: r.get("reason") == "path_timeout", wait_time(5),
+                           "a line with reason=path_timeout")
+    assert line.get("side") == "upstream", line
+
+
 # ---------------------------------------------------------------------------
 # SIGKILL and restart
 

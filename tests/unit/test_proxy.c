@@ -143,9 +143,11 @@ static void test_basic_and_request(void **state)
 
 /* feed(text, n, chunk, used_total, why): feed the n bytes at text in pieces
  * of chunk; the last result. */
+/* feed(text, n, chunk, ...): text to a fresh answer in pieces of chunk bytes.  The
+ * answer is static because why points into it and the caller reads why after. */
 static int feed(const char *text, size_t n, size_t chunk, size_t *used_total, const char **why)
 {
-	struct proxy_answer a;
+	static struct proxy_answer a;
 	size_t off = 0, used;
 	int rc = PROXY_MORE;
 
