@@ -80,7 +80,7 @@ $(ROOM_LIBS):
 $(B)/tlsfwd-%: $(B)/obj/%/main.o $(B)/libtlsfwd-%.a $(B)/libtlsfwd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
 
-# The server's forward-protocol reader (server/fwd.c) decompresses gzip and
+# The server's forward-protocol reader (server/fwd*.c) decompresses gzip and
 # zstd requests; nothing else needs them.
 SERVER_LIBS := -lz -lzstd
 $(B)/tlsfwd-server: LDLIBS += $(SERVER_LIBS)

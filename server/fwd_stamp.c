@@ -297,3 +297,16 @@ fail:
 	fwd_stamp_free(s);
 	return -1;
 }
+
+void fwd_stamp_free(struct fwd_stamp *s)
+{
+	unsigned i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < 3; i++)
+		free(s->keys[i]);
+	free(s->kv);
+	free(s->prefix);
+	free(s);
+}

@@ -1,4 +1,4 @@
-/* fuzz_fwd: the server's forward-protocol reader (server/fwd.c) on the
+/* fuzz_fwd: the server's forward-protocol reader (server/fwd*.c) on the
  * bytes a sender sends (untrusted: any client the allow rules admit).
  *
  * Invariants: the outcome (refused or not, and the reason, unless a

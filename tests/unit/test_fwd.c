@@ -1,4 +1,4 @@
-/* test_fwd: the server's forward-protocol reader (server/fwd.c) as a filter
+/* test_fwd: the server's forward-protocol reader (server/fwd*.c) as a filter
  * stage, driven through rings as the pump drives it: every request mode, the
  * same output whatever the input's split, pieces of a large PackedForward,
  * the stamp and the tag prefix, PING passed through, and every refusal. */
