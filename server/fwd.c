@@ -13,6 +13,7 @@
 #include "filter.h"
 #include "fwd_int.h"
 #include "ring.h"
+#include "tagacl.h"
 
 static void fwd_free(struct filter *f);
 static int fwd_run(struct filter *f, struct ring *in, struct ring *out, int eof);
@@ -197,7 +198,7 @@ static int st_req(struct fwd *fw, struct ring *in)
 	b = fw->acc[fw->apos];
 	if (fw->first && (b == '{' || b == '['))
 		return fwd_fail(fw, "fwd_json_unsupported");
-	if (fw->need_stamp && fw->stamp == NULL)
+	if ((fw->need_stamp && fw->stamp == NULL) || fw->need_tags)
 		return fwd_fail(fw, "fwd_no_identity");
 	if (b == 0xc0) {		/* nil: a no-op request */
 		if (fw->ready > 0)
@@ -253,6 +254,18 @@ static int st_tag(struct fwd *fw, struct ring *in)
 		fw->ping_left = 5;
 		fw->state = S_PING;
 		rc = 1;
+		goto out;
+	}
+	/* The tag as received, before any prefix. */
+	if (fw->tags != NULL && (res.data.via.str.size == 0 ||
+	    !tagacl_allows(fw->tags, res.data.via.str.ptr, res.data.via.str.size))) {
+		size_t n = res.data.via.str.size < FWD_TAG_MAX ? res.data.via.str.size : FWD_TAG_MAX;
+
+		if (n > 0)
+			memcpy(fw->tag, res.data.via.str.ptr, n);
+		fw->tag[n] = '\0';
+		fw->f.tag = fw->tag;
+		fwd_fail(fw, "tag_denied");
 		goto out;
 	}
 	if (res.data.via.str.size + plen > FWD_TAG_MAX) {
@@ -535,6 +548,20 @@ void fwd_set_stamp(struct filter *f, struct fwd_stamp *s)
 	fw->stamp = s;
 }
 
+void fwd_set_tags(struct filter *f, struct tagacl_set *set)
+{
+	struct fwd *fw = (struct fwd *)f;
+
+	tagacl_set_free(fw->tags);
+	fw->tags = set;
+	fw->need_tags = 0;
+}
+
+void fwd_need_tags(struct filter *f)
+{
+	((struct fwd *)f)->need_tags = 1;
+}
+
 void fwd_need_stamp(struct filter *f)
 {
 	((struct fwd *)f)->need_stamp = 1;
@@ -549,6 +576,7 @@ static void fwd_free(struct filter *f)
 	msgpack_sbuffer_destroy(&fw->ev);
 	free(fw->acc);
 	fwd_stamp_free(fw->stamp);
+	tagacl_set_free(fw->tags);
 	free(fw);
 }
 

@@ -79,6 +79,16 @@ void fwd_set_stamp(struct filter *f, struct fwd_stamp *s);
  *  stamps every record, so a connection without an identity must not send). */
 void fwd_need_stamp(struct filter *f);
 
+struct tagacl_set;
+
+/** fwd_set_tags(f, set): from now on only tags set allows pass (set NULL:
+ *  any tag); f owns set.  A request with another tag is refused
+ *  ("tag_denied", the tag in f->tag) before any of it is written. */
+void fwd_set_tags(struct filter *f, struct tagacl_set *set);
+
+/** fwd_need_tags(f): refuse requests until fwd_set_tags() was called. */
+void fwd_need_tags(struct filter *f);
+
 /** fwd_stamp_free(s): free s; NULL is fine. */
 void fwd_stamp_free(struct fwd_stamp *s);
 
@@ -96,6 +106,16 @@ struct fwd_opts {
  *  ({cn}, {dns}, {uri}, {fp}, {ou} and text; with tag, text a tag may
  *  hold).  0, or -1 with the reason in why. */
 int fwd_template_check(const char *tmpl, int tag, char *why, size_t whysz);
+
+/** fwd_tag_value(v): v may stand in a tag: letters, digits, _ - . only, not
+ *  empty, no empty part (a leading, trailing or doubled dot). */
+int fwd_tag_value(const char *v);
+
+/** fwd_template_value(id, name, len, fp): id's value for the placeholder
+ *  name (len bytes: cn, dns, uri, fp, ou; the first of each; {fp} written
+ *  into fp), or NULL when the certificate has none or name is none of them. */
+const char *fwd_template_value(const struct x509_identity *id, const char *name, size_t len,
+    char fp[65]);
 
 /** fwd_stamp_new(o, id, rule, peer, &s, &why): the stamp for a client with
  *  identity id (NULL: none), admitted by rule (NULL: no rules), from peer.

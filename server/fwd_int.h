@@ -64,6 +64,8 @@ struct fwd {
 	int first;		/* no request yet: JSON and PING are recognised */
 	int need_stamp;
 	struct fwd_stamp *stamp;
+	int need_tags;		/* refuse requests until fwd_set_tags() */
+	struct tagacl_set *tags;	/* the tags this client may write, or NULL: any */
 
 	/* The input window: bytes taken from the ring, not yet parsed. */
 	unsigned char *acc;

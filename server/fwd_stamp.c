@@ -24,9 +24,7 @@ static int tag_char(unsigned char ch)
 	    ch == '_' || ch == '-' || ch == '.';
 }
 
-/* tag_value(v): v may stand in a tag: tag bytes only, not empty, no empty
- * part (a leading, trailing or doubled dot). */
-static int tag_value(const char *v)
+int fwd_tag_value(const char *v)
 {
 	size_t i, n = strlen(v);
 
@@ -70,9 +68,7 @@ int fwd_template_check(const char *tmpl, int tag, char *why, size_t whysz)
 	return 0;
 }
 
-/* value(id, name, len, fp): the identity's value for a placeholder, or NULL
- * when the certificate has none. */
-static const char *value(const struct x509_identity *id, const char *name, size_t len,
+const char *fwd_template_value(const struct x509_identity *id, const char *name, size_t len,
     char fp[2 * X509_SHA256_LEN + 1])
 {
 	if (len == 2 && strncmp(name, "cn", 2) == 0)
@@ -83,7 +79,9 @@ static const char *value(const struct x509_identity *id, const char *name, size_
 		return id->n_uri > 0 ? id->uri[0] : NULL;
 	if (len == 2 && strncmp(name, "ou", 2) == 0)
 		return id->n_ou > 0 ? id->ou[0] : NULL;
-	return fp_hex(id->sha256, X509_SHA256_LEN, fp, 2 * X509_SHA256_LEN + 1);
+	if (len == 2 && strncmp(name, "fp", 2) == 0)
+		return fp_hex(id->sha256, X509_SHA256_LEN, fp, 2 * X509_SHA256_LEN + 1);
+	return NULL;
 }
 
 /*-
@@ -105,10 +103,10 @@ static int render(const char *tmpl, const struct x509_identity *id, int tag, cha
 
 			if (end == NULL)
 				return -1;
-			v = id != NULL ? value(id, p + 1, (size_t)(end - p - 1), fp) : NULL;
+			v = id != NULL ? fwd_template_value(id, p + 1, (size_t)(end - p - 1), fp) : NULL;
 			if (v == NULL)
 				v = "";
-			if (tag && !tag_value(v))
+			if (tag && !fwd_tag_value(v))
 				return -1;
 			l = strlen(v);
 			p = end;

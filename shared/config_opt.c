@@ -112,6 +112,9 @@ const struct opt config_opts[] = {
 	  "add NAME: the client's real IP address to every record (in_forward's source_address_key)" },
 	{ "tag-prefix", OPT_STR, ROLE_SERVER, 0, O(tag_prefix), NULL, NULL, 0, 0, NULL,
 	  "put TEMPLATE before every tag (edge.{cn}.); a client whose values are no tag is refused" },
+	{ "allow-tag", OPT_LIST, ROLE_SERVER, 0, O(allow_tag), NULL, NULL, 0, 0, NULL,
+	  "RULE=PATTERN: clients RULE matches (an allow rule, or *) may write tags PATTERN matches "
+	  "(Fluentd's <match> syntax, templates as --tag-prefix); reads the protocol" },
 	{ "max-request-size", OPT_INT, ROLE_SERVER, 0, O(max_request_size), NULL, "0", 0, 1099511627776, NULL,
 	  "refuse a forward request larger than this many bytes (setting it reads the protocol; "
 	  "0: not set, 268435456 while the reader runs)" },

@@ -19,6 +19,7 @@
 #include "fwd.h"
 #include "ring.h"
 #include "sock.h"
+#include "tagacl.h"
 #include "x509_identity.h"
 
 /* Every request mode: 14 events, 7 chunks (made with msgpack-python,
@@ -581,6 +582,48 @@ static void test_no_identity_no_data(void **state)
 	filter_free(f);
 }
 
+/* --allow-tag: the tag as received (before the prefix) is checked; a
+ * denied request writes nothing; no tags set while they are needed: no
+ * request at all. */
+static void test_tags(void **state)
+{
+	struct tagacl *acl = tagacl_new();
+	struct tagacl_set *set;
+	struct filter *f;
+	struct buf out = { 0 };
+	struct seen s = { 0 };
+	char why[128];
+	unsigned char in[256];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(tagacl_add(acl, "cn:edge-01=app.{a,b}.**", why, sizeof(why)), 0);
+	f = stamped("edge.{cn}.", FWD_REQUEST_MAX_DEFAULT);
+	fwd_need_tags(f);
+	assert_string_equal(refused(f, "\x93\xa1" "a\x01\x80", 5), "fwd_no_identity");
+	filter_free(f);
+
+	f = stamped("edge.{cn}.", FWD_REQUEST_MAX_DEFAULT);
+	assert_int_equal(tagacl_for(acl, &edge, &set), 0);
+	fwd_set_tags(f, set);
+	memcpy(in + n, "\x93\xa7" "app.a.x\x01\x80", 11);
+	n += 11;
+	assert_int_equal(pass(f, in, n, 4096, &out, 0), FILTER_IDLE);
+	decode(&out, &s);
+	assert_int_equal(s.events, 1);
+	assert_string_equal(s.last_tag, "edge.edge-01.app.a.x");
+	free(out.p);
+	out = (struct buf){ 0 };
+	assert_int_equal(pass(f, (const unsigned char *)"\x93\xa9" "app.c.x.y\x01\x80", 13, 4096,
+	    &out, 0), FILTER_ERROR);
+	assert_string_equal(f->why, "tag_denied");
+	assert_string_equal(f->tag, "app.c.x.y");
+	assert_int_equal(out.n, 0);
+	free(out.p);
+	filter_free(f);
+	tagacl_free(acl);
+}
+
 static void test_templates(void **state)
 {
 	static const char *const uris[] = { "spiffe://prod/a" };
@@ -625,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_no_identity_no_data),
 		cmocka_unit_test(test_templates),
+		cmocka_unit_test(test_tags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
