@@ -257,8 +257,8 @@ static int st_tag(struct fwd *fw, struct ring *in)
 		goto out;
 	}
 	/* The tag as received, before any prefix. */
-	if (fw->tags != NULL && (res.data.via.str.size == 0 ||
-	    !tagacl_allows(fw->tags, res.data.via.str.ptr, res.data.via.str.size))) {
+	if (fw->tags != NULL &&
+	    !tagacl_allows(fw->tags, res.data.via.str.ptr, res.data.via.str.size)) {
 		size_t n = res.data.via.str.size < FWD_TAG_MAX ? res.data.via.str.size : FWD_TAG_MAX;
 
 		if (n > 0)

@@ -27,8 +27,8 @@ struct ins {
 };
 
 struct tagacl_pat {
-	struct ins prog[TAGACL_PROG_MAX];
 	size_t n;
+	struct ins prog[];	/* n instructions: 6 bytes each, about 4 a pattern byte */
 };
 
 struct comp {
@@ -164,13 +164,14 @@ static int seq(struct comp *cp)
 struct tagacl_pat *tagacl_compile(const char *pattern, char *why, size_t whysz)
 {
 	struct comp cp = { NULL, pattern, 0, 0, NULL };
+	struct tagacl_pat *p;
 
 	if (pattern[0] == '\0' || strlen(pattern) > TAGACL_PATTERN_MAX) {
 		snprintf(why, whysz, pattern[0] == '\0' ? "empty pattern" :
 		    "pattern longer than %d bytes", TAGACL_PATTERN_MAX);
 		return NULL;
 	}
-	if ((cp.p = calloc(1, sizeof(*cp.p))) == NULL) {
+	if ((cp.p = calloc(1, sizeof(*cp.p) + TAGACL_PROG_MAX * sizeof(struct ins))) == NULL) {
 		snprintf(why, whysz, "out of memory");
 		return NULL;
 	}
@@ -180,6 +181,9 @@ struct tagacl_pat *tagacl_compile(const char *pattern, char *why, size_t whysz)
 		free(cp.p);
 		return NULL;
 	}
+	/* Kept at its size: a connection holds the patterns of its rules. */
+	if ((p = realloc(cp.p, sizeof(*cp.p) + cp.p->n * sizeof(struct ins))) != NULL)
+		cp.p = p;
 	return cp.p;
 }
 
@@ -228,9 +232,10 @@ static void add(const struct tagacl_pat *p, unsigned short *list, size_t *n, uns
 int tagacl_match(const struct tagacl_pat *p, const char *tag, size_t len)
 {
 	unsigned short a[TAGACL_PROG_MAX], b[TAGACL_PROG_MAX], *cur = a, *next = b, *t;
-	unsigned mark[TAGACL_PROG_MAX] = { 0 }, gen = 1;
+	unsigned mark[TAGACL_PROG_MAX], gen = 1;
 	size_t nc = 0, nn, i, pos;
 
+	memset(mark, 0, p->n * sizeof(mark[0]));
 	add(p, cur, &nc, mark, gen, 0, tag, len, 0);
 	for (pos = 0;; pos++) {
 		for (i = 0; i < nc; i++)	/* Ruby's \Z: the end, or before a last '\n' */

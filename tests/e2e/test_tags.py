@@ -142,13 +142,22 @@ def test_reload_changes_the_verdict(tf):
         except (ConnectionResetError, AssertionError, OSError):
             return False
 
+    def reload(n):
+        t.server.signal(signal.SIGHUP)
+        t.server.wait_for(lambda _: len([r for r in t.server.records()
+                                         if r.get("msg", "").startswith("reloaded")
+                                         and r.get("trigger") == "SIGHUP"]) >= n,
+                          what=f"reload {n}")
+
     assert verdict("a.x") and not verdict("b.x")
     rules.write_text("cn:client.test\ntag cn:client.test=b.**\n")
-    t.server.signal(signal.SIGHUP)
-    t.server.wait_for(lambda r: r.get("msg", "").startswith("reloaded")
-                      and r.get("trigger") == "SIGHUP", what="the reload")
+    reload(1)
     assert verdict("b.x") and not verdict("a.y")
-    assert sorted(e.tag for e in t.sink.events) == ["a.x", "b.x"]
+    # No tag rule left: any tag again (the reader still runs).
+    rules.write_text("cn:client.test\n")
+    reload(2)
+    assert verdict("c.z")
+    assert sorted(e.tag for e in t.sink.events) == ["a.x", "b.x", "c.z"]
 
 
 def test_pattern_errors_name_the_key_and_line(tf):
