@@ -135,12 +135,13 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 	/* Pending connections number at most --max-handshakes, and one more
 	 * per worker (at most 256) between accept and the drop that follows. */
 	srv->max_handshakes = cfg->max_handshakes;
-	if (cfg->max_handshakes_per_ip > 0 &&
-	    (srv->hs_peers = peers_new(cfg->max_handshakes_per_ip,
-	    cfg->max_handshakes > 0 && cfg->max_handshakes + 256 < cfg->max_conns ?
-	    cfg->max_handshakes + 256 : cfg->max_conns)) == NULL) {
-		snprintf(err, errsz, "out of memory");
-		return -1;
+	/* Each worker counts its own per address (see admit.c's owed()). */
+	if (cfg->max_handshakes_per_ip > 0) {
+		srv->hs_share = cfg->max_handshakes_per_ip / cfg->workers;
+		if (srv->hs_share < 1)
+			srv->hs_share = 1;
+		srv->hs_capacity = cfg->max_handshakes > 0 && cfg->max_handshakes + 256 < cfg->max_conns ?
+		    cfg->max_handshakes + 256 : cfg->max_conns;
 	}
 	return fwd_prepare(cfg, srv, t, err, errsz);
 }
@@ -152,7 +153,6 @@ static void server_cleanup(struct tunnel *t)
 	if (srv != NULL) {
 		authz_nets_free(srv->nets);
 		peers_free(srv->peers);
-		peers_free(srv->hs_peers);
 		free(srv);
 	}
 	t->role_data = NULL;
