@@ -80,6 +80,11 @@ $(ROOM_LIBS):
 $(B)/tlsfwd-%: $(B)/obj/%/main.o $(B)/libtlsfwd-%.a $(B)/libtlsfwd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) $(LDLIBS)
 
+# The server's forward-protocol reader (server/fwd*.c) decompresses gzip and
+# zstd requests; nothing else needs them.
+SERVER_LIBS := -lz -lzstd
+$(B)/tlsfwd-server: LDLIBS += $(SERVER_LIBS)
+
 # The LD_PRELOAD shim: the hooks and, for inline mode, the whole client core
 # (libtlsfwd, wolfSSL, libev, msgpack-c) linked in statically and hidden: only
 # the hooked libc symbols are exported (client/preload.map), so a host program
@@ -115,7 +120,7 @@ $(B)/probe/%: tests/preload/%.c tests/preload/probe.h
 ROOM_INC   := -Iclient -Iserver -Icerts
 $(B)/unit/%: tests/unit/%.c $(ROOM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(ROOM_INC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(ROOM_INC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS) $(SERVER_LIBS)
 
 unit: deps $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
@@ -192,7 +197,7 @@ $(FUZZ_B)/libtlsfwd.a: $(FUZZ_OBJ)
 
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_B)/libtlsfwd.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_B)/libtlsfwd.a \
-	    $(WOLF_LIBS) $(LDLIBS)
+	    $(WOLF_LIBS) $(LDLIBS) $(SERVER_LIBS)
 
 .PHONY: fuzz fuzz-build
 fuzz-build: deps $(FUZZ_BIN)

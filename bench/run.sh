@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: the tlsfwd benchmark (issue #3) against direct TCP, stunnel and socat, on
 # loopback.  `make bench` builds tlsfwd and runs this.  BENCH_QUICK=1 for a ~1 minute smoke run.
-# Results: build/bench/results.json and build/bench/results.md (also printed).  See bench/README.md.
+# Results: build/bench/results.json and build/bench/results.md (also printed), and the forward
+# reader's table in build/bench/fwd.md (bench/fwd.py).  See bench/README.md.
 #
 #   BENCH_QUICK=1          small sizes, one round
 #   BENCH_ROUNDS=N         interleaved rounds (default 3; 1 when quick)
@@ -69,4 +70,11 @@ ulimit -Sn "$want"
 
 rc=0
 "$py" "$top/bench/bench.py" || rc=$?
+# The forward reader's cost (issue 15): PackedForward traffic plain, stamped, and through stunnel.
+if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
+	export FWD_GIB=${FWD_GIB:-0.125} FWD_ROUNDS=${FWD_ROUNDS:-1}
+fi
+echo
+echo "== the forward reader (bench/fwd.py)"
+TLSFWD_BUILD="$b" "$py" "$top/bench/fwd.py" 2>"$out/fwd.log" | tee "$out/fwd.md" || rc=1
 exit "$rc"

@@ -10,8 +10,9 @@ build="$top/build"
 prefix="$build/wolfssl"
 
 pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev libssl-dev
+      zlib1g-dev libzstd-dev
       dpkg-dev autoconf automake libtool
-      python3 python3-pytest python3-msgpack python3-fluent-logger
+      python3 python3-pytest python3-msgpack python3-fluent-logger python3-zstandard
       stunnel4 socat openssl valgrind procps psmisc libnss-wrapper tinyproxy)
 pkgs+=(iproute2 nftables)    # make faults: ip netns, veth, nft
 [ "$mode" = system ] && pkgs+=(libwolfssl-dev)

@@ -36,7 +36,7 @@
 
 #define AUDIT_DROP_LOG_MS  60000	/* at most one "dropped" warning per minute */
 
-const char *const audit_kind_names[] = { "accept", "deny", "close" };
+const char *const audit_kind_names[] = { "accept", "deny", "close", "tag_denied" };
 
 /* The optional strings of struct audit_event, in output order; the SANs go
  * after AUDIT_FIELD_SUBJECT. */
@@ -50,6 +50,7 @@ const struct audit_field audit_fields[] = {
 	{ "reason", offsetof(struct audit_event, reason) },
 	{ "tls_version", offsetof(struct audit_event, tls_version) },
 	{ "cipher", offsetof(struct audit_event, cipher) },
+	{ "tag", offsetof(struct audit_event, tag) },
 };
 _Static_assert(sizeof(audit_fields) / sizeof(audit_fields[0]) == AUDIT_NFIELDS,
     "AUDIT_NFIELDS counts audit_fields");
@@ -244,7 +245,7 @@ static struct audit_rec *rec_new(const struct audit_event *ev)
 		return NULL;
 	memset(r, 0, sizeof(*r));
 	r->size = size;
-	r->kind = ev->kind <= AUDIT_CLOSE ? ev->kind : AUDIT_DENY;
+	r->kind = ev->kind <= AUDIT_TAG_DENIED ? ev->kind : AUDIT_DENY;
 	clock_gettime(CLOCK_REALTIME, &r->ts);
 	r->bytes_in = ev->bytes_in;
 	r->bytes_out = ev->bytes_out;

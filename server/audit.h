@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-enum audit_kind { AUDIT_ACCEPT, AUDIT_DENY, AUDIT_CLOSE };
+enum audit_kind { AUDIT_ACCEPT, AUDIT_DENY, AUDIT_CLOSE, AUDIT_TAG_DENIED };
 
 /*
  * One event.  Every string may be NULL, which leaves the field out.  audit_emit
@@ -30,6 +30,7 @@ struct audit_event {
 	const char *reason;		/* deny: "unknown_ca", "expired", ...; close: why */
 	const char *tls_version;	/* "TLSv1.3" */
 	const char *cipher;		/* "TLS_AES_128_GCM_SHA256" */
+	const char *tag;		/* tag_denied: the tag refused */
 	unsigned long long bytes_in;	/* close: bytes received from the peer */
 	unsigned long long bytes_out;	/* close: bytes sent to the peer */
 	double duration;		/* close: seconds the connection lived */

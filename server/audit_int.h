@@ -20,7 +20,7 @@ struct audit_field {
 	const char *key;
 	size_t off;
 };
-#define AUDIT_NFIELDS 9
+#define AUDIT_NFIELDS 10
 #define AUDIT_FIELD_SUBJECT 1
 extern const struct audit_field audit_fields[];
 extern const char *const audit_kind_names[];	/* by enum audit_kind */

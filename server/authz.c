@@ -322,6 +322,13 @@ int authz_add(struct authz *set, const char *rule, char *err, size_t errsz)
  *  Returns 0, or -1 with "path:line: reason" (or "path: reason") in err. */
 int authz_load_file(struct authz *set, const char *path, char *err, size_t errsz)
 {
+	return authz_load_file_with(set, path, NULL, NULL, err, errsz);
+}
+
+int authz_load_file_with(struct authz *set, const char *path,
+    int (*tagline)(const char *entry, void *arg, char *why, size_t whysz), void *arg,
+    char *err, size_t errsz)
+{
 	char line[LINE_MAX_BYTES + 2], why[256];
 	size_t before = set->n, len, added = 0;
 	unsigned long lineno = 0;
@@ -375,6 +382,19 @@ int authz_load_file(struct authz *set, const char *path, char *err, size_t errsz
 		s = trim(line, &len);
 		if (len == 0 || s[0] == '#')
 			continue;
+		if (tagline != NULL && strncmp(s, "tag ", 4) == 0) {
+			char entry[LINE_MAX_BYTES + 1];
+			size_t tl = len - 4;
+			const char *t = trim(s + 4, &tl);
+
+			memcpy(entry, t, tl);
+			entry[tl] = '\0';
+			if (tagline(entry, arg, why, sizeof(why)) != 0) {
+				snprintf(err, errsz, "%s:%lu: %s", path, lineno, why);
+				goto err;
+			}
+			continue;
+		}
 		if (authz_add(set, s, why, sizeof(why)) != 0) {
 			snprintf(err, errsz, "%s:%lu: %s", path, lineno, why);
 			goto err;

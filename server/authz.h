@@ -86,6 +86,13 @@ int authz_add_kind(struct authz *set, enum authz_kind kind, const char *value, c
  *  Returns 0, or -1 with "path:line: reason" (or "path: reason") in err. */
 int authz_load_file(struct authz *set, const char *path, char *err, size_t errsz);
 
+/** authz_load_file_with(set, path, tagline, arg, err, errsz): as
+ *  authz_load_file(), and a line "tag RULE=PATTERN" goes to tagline(entry,
+ *  arg, why, whysz) (0, or -1 with why) instead. */
+int authz_load_file_with(struct authz *set, const char *path,
+    int (*tagline)(const char *entry, void *arg, char *why, size_t whysz), void *arg,
+    char *err, size_t errsz);
+
 /** authz_count(set): the number of rules. */
 size_t authz_count(const struct authz *set);
 

@@ -12,12 +12,89 @@
 
 #include "audit.h"
 #include "authz.h"
+#include "filter.h"
 #include "fp.h"
 #include "log.h"
 #include "peers.h"
 #include "ratelimit.h"
+#include "tagacl.h"
 #include "upstream.h"
 #include "x509.h"
+
+/* What a policy holds for the server (tls_policy's rules): the allow
+ * rules (NULL: any client) and the tag rules (NULL: any tag). */
+struct server_rules {
+	struct authz *allow;
+	struct tagacl *tags;
+};
+
+static int rules_judge(struct conn *c, int ok, int err);
+static int server_rules_new(const struct config *cfg, void **rules, char *err, size_t errsz);
+static void server_rules_free(void *rules);
+
+/* server_filters(t, f): the forward reader on what the sender sends (a
+ * tunnel filters hook, set only when an option needs it). */
+static int server_filters(struct tunnel *t, struct filter *f[2])
+{
+	const struct server *srv = t->role_data;
+
+	if ((f[0] = fwd_new(srv->max_request)) == NULL)
+		return -1;
+	if (srv->stamp)
+		fwd_need_stamp(f[0]);
+	if (srv->tags)
+		fwd_need_tags(f[0]);
+	return 0;
+}
+
+/* fwd_prepare(cfg, srv, t, err, errsz): the forward reader's options. */
+static int fwd_prepare(const struct config *cfg, struct server *srv, struct tunnel *t,
+    char *err, size_t errsz)
+{
+	char why[256];
+	void *rules = NULL;
+
+	srv->stamp = cfg->stamp_key != NULL || cfg->stamp_address_key != NULL ||
+	    cfg->tag_prefix != NULL;
+	/* Tag rules (also those of the allow-file as it is now: its errors are
+	 * reported when the policy loads it) need the reader. */
+	srv->tags = cfg->allow_tag.n > 0 || (cfg->allow_file != NULL &&
+	    server_rules_new(cfg, &rules, why, sizeof(why)) == 0 && rules != NULL &&
+	    ((struct server_rules *)rules)->tags != NULL);
+	server_rules_free(rules);
+	srv->fwd = srv->stamp || srv->tags || cfg->max_request_size > 0;
+	if (cfg->stamp_format != NULL && cfg->stamp_key == NULL) {
+		snprintf(err, errsz, "--stamp-format: needs --stamp-key (the field it fills)");
+		return -1;
+	}
+	if ((cfg->stamp_key != NULL && cfg->stamp_key[0] == '\0') ||
+	    (cfg->stamp_address_key != NULL && cfg->stamp_address_key[0] == '\0')) {
+		snprintf(err, errsz, "--stamp-key, --stamp-address-key: a field name cannot be empty");
+		return -1;
+	}
+	if (cfg->stamp_key != NULL && cfg->stamp_address_key != NULL &&
+	    strcmp(cfg->stamp_key, cfg->stamp_address_key) == 0) {
+		snprintf(err, errsz, "--stamp-address-key: the same field as --stamp-key");
+		return -1;
+	}
+	if (cfg->tag_prefix != NULL && fwd_template_check(cfg->tag_prefix, 1, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "--tag-prefix: %s: %s", why, cfg->tag_prefix);
+		return -1;
+	}
+	if (cfg->stamp_format != NULL &&
+	    fwd_template_check(cfg->stamp_format, 0, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "--stamp-format: %s: %s", why, cfg->stamp_format);
+		return -1;
+	}
+	if (!srv->fwd)
+		return 0;	/* a byte-exact tunnel, no stage */
+	srv->max_request = cfg->max_request_size > 0 ? (unsigned long long)cfg->max_request_size :
+	    FWD_REQUEST_MAX_DEFAULT;
+	srv->fwd_opts = (struct fwd_opts){ cfg->stamp_key, cfg->stamp_format,
+	    cfg->stamp_address_key, cfg->tag_prefix };
+	t->filters = server_filters;
+	return 0;
+}
 
 static int server_prepare(const struct config *cfg, const struct sock_addr *listen,
     struct tunnel *t, char *err, size_t errsz)
@@ -66,7 +143,7 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 		srv->hs_capacity = cfg->max_handshakes > 0 && cfg->max_handshakes + 256 < cfg->max_conns ?
 		    cfg->max_handshakes + 256 : cfg->max_conns;
 	}
-	return 0;
+	return fwd_prepare(cfg, srv, t, err, errsz);
 }
 
 static void server_cleanup(struct tunnel *t)
@@ -108,20 +185,43 @@ static int rules_add(struct authz *rules, enum authz_kind kind, const struct str
 	return 0;
 }
 
+/* tag_line(entry, acl, why, whysz): a "tag RULE=PATTERN" line of the allow-file. */
+static int tag_line(const char *entry, void *acl, char *why, size_t whysz)
+{
+	return tagacl_add(acl, entry, why, whysz);
+}
+
 /* server_rules_new(cfg, &rules, err, errsz): the allow rules from the flags
- * and --allow-file; *rules stays NULL when there are none (all allowed). */
+ * and --allow-file, and the tag rules (--allow-tag, its tag lines);
+ * *rules stays NULL when there are none (all allowed). */
 static int server_rules_new(const struct config *cfg, void **rules, char *err, size_t errsz)
 {
-	struct authz *r;
+	struct server_rules *sr;
+	struct authz *r = NULL;
+	char why[256];
+	int i;
 
 	*rules = NULL;
 	if ((cfg->allow_cn.n + cfg->allow_dns.n + cfg->allow_uri.n +
 	    cfg->allow_ou.n + cfg->allow_fingerprint.n + cfg->allow_spki.n == 0 &&
-	    cfg->allow_file == NULL))
+	    cfg->allow_file == NULL && cfg->allow_tag.n == 0))
 		return 0;
-	if ((r = authz_new()) == NULL) {
+	if ((sr = calloc(1, sizeof(*sr))) == NULL || (sr->tags = tagacl_new()) == NULL) {
+		free(sr);
 		snprintf(err, errsz, "out of memory");
 		return -1;
+	}
+	for (i = 0; i < cfg->allow_tag.n; i++)
+		if (tagacl_add(sr->tags, cfg->allow_tag.v[i], why, sizeof(why)) < 0) {
+			snprintf(err, errsz, "--allow-tag: %s: %s", why, cfg->allow_tag.v[i]);
+			goto fail;
+		}
+	if (cfg->allow_cn.n + cfg->allow_dns.n + cfg->allow_uri.n + cfg->allow_ou.n +
+	    cfg->allow_fingerprint.n + cfg->allow_spki.n == 0 && cfg->allow_file == NULL)
+		goto done;
+	if ((r = authz_new()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
 	}
 	if (rules_add(r, AUTHZ_CN, &cfg->allow_cn, "allow-cn", err, errsz) < 0 ||
 	    rules_add(r, AUTHZ_DNS, &cfg->allow_dns, "allow-dns", err, errsz) < 0 ||
@@ -130,7 +230,8 @@ static int server_rules_new(const struct config *cfg, void **rules, char *err, s
 	    rules_add(r, AUTHZ_FINGERPRINT, &cfg->allow_fingerprint, "allow-fingerprint", err,
 	    errsz) < 0 ||
 	    rules_add(r, AUTHZ_SPKI, &cfg->allow_spki, "allow-spki", err, errsz) < 0 ||
-	    (cfg->allow_file != NULL && authz_load_file(r, cfg->allow_file, err, errsz) < 0))
+	    (cfg->allow_file != NULL && authz_load_file_with(r, cfg->allow_file, tag_line,
+	    sr->tags, err, errsz) < 0))
 		goto fail;
 	/* Without a CA only pins can admit anyone; the file may have added more. */
 	if (cfg->ca == NULL && !authz_only_pins(r)) {
@@ -141,20 +242,35 @@ static int server_rules_new(const struct config *cfg, void **rules, char *err, s
 			strncat(err, ")", errsz - strlen(err) - 1);
 		goto fail;
 	}
-	*rules = r;
+	sr->allow = r;
+done:
+	if (tagacl_count(sr->tags) == 0) {
+		tagacl_free(sr->tags);
+		sr->tags = NULL;
+	}
+	*rules = sr;
 	return 0;
 fail:
 	authz_free(r);
+	tagacl_free(sr->tags);
+	free(sr);
 	return -1;
 }
 
 static void server_rules_free(void *rules)
 {
-	authz_free(rules);
+	struct server_rules *sr = rules;
+
+	if (sr != NULL) {
+		authz_free(sr->allow);
+		tagacl_free(sr->tags);
+		free(sr);
+	}
 }
 
-/* server_check_value(opt, value, why, whysz): --allow-* and --allow-net
- * values, parsed as the server will. */
+/* server_check_value(opt, value, why, whysz): --allow-*, --allow-net and
+ * the templates of --tag-prefix and --stamp-format, parsed as the server
+ * will. */
 static int server_check_value(const char *opt, const char *value, char *why, size_t whysz)
 {
 	static const struct { const char *opt; enum authz_kind kind; } kinds[] = {
@@ -167,6 +283,17 @@ static int server_check_value(const char *opt, const char *value, char *why, siz
 	size_t i;
 	int rc;
 
+	if (strcmp(opt, "allow-tag") == 0) {
+		struct tagacl *acl = tagacl_new();
+
+		if (acl == NULL)
+			return snprintf(why, whysz, "%s", strerror(ENOMEM)), -1;
+		rc = tagacl_add(acl, value, why, whysz);
+		tagacl_free(acl);
+		return rc;
+	}
+	if (strcmp(opt, "tag-prefix") == 0 || strcmp(opt, "stamp-format") == 0)
+		return fwd_template_check(value, opt[0] == 't', why, whysz);
 	if (strcmp(opt, "allow-net") == 0) {
 		if ((nets = authz_nets_new()) == NULL)
 			return snprintf(why, whysz, "%s", strerror(ENOMEM)), -1;
@@ -224,6 +351,8 @@ static void audit(struct conn *c, enum audit_kind kind, const char *reason)
 		ev.fingerprint = fp;
 		if (kind == AUDIT_ACCEPT)
 			ev.rule = c->verdict->rule;
+		if (kind == AUDIT_TAG_DENIED)
+			ev.tag = c->filter[0]->tag;
 	}
 	if (ssl != NULL && kind != AUDIT_CLOSE) {
 		ev.tls_version = wolfSSL_get_version(ssl);
@@ -237,10 +366,64 @@ static void audit(struct conn *c, enum audit_kind kind, const char *reason)
 	audit_emit(&ev);
 }
 
-/* server_judge(c, ok, err): the allow rules on the client's leaf. */
+/* stamp(c): the client was admitted: the forward reader's stamp from its
+ * identity.  1, or 0 when the identity cannot make one (refused). */
+static int stamp(struct conn *c)
+{
+	const struct server *srv = c->s->t->role_data;
+	struct fwd_stamp *s;
+	const char *why;
+
+	if (!srv->stamp || c->filter[0] == NULL)
+		return 1;
+	if (fwd_stamp_new(&srv->fwd_opts, c->verdict->id, c->verdict->rule, &c->peer_addr, &s,
+	    &why) < 0) {
+		c->verdict->deny = why;
+		return 0;
+	}
+	fwd_set_stamp(c->filter[0], s);
+	return 1;
+}
+
+/* tags(c): the client was admitted: the tags it may write, from the
+ * policy it was admitted under.  1, or 0 (refused). */
+static int tags(struct conn *c)
+{
+	const struct server_rules *sr = c->pol->rules;
+	struct tagacl_set *set = NULL;
+
+	if (sr == NULL || sr->tags == NULL) {
+		if (c->filter[0] != NULL && ((const struct server *)c->s->t->role_data)->tags)
+			fwd_set_tags(c->filter[0], NULL);	/* the rules went: any tag */
+		return 1;
+	}
+	if (c->filter[0] == NULL) {
+		/* Tag rules came with a reload, the reader was not started. */
+		c->verdict->deny = "tag_rules_need_restart";
+		return 0;
+	}
+	if (tagacl_for(sr->tags, c->verdict->id, &set) < 0) {
+		tagacl_set_free(set);
+		c->verdict->deny = "out_of_memory";
+		return 0;
+	}
+	fwd_set_tags(c->filter[0], set);
+	return 1;
+}
+
+/* server_judge(c, ok, err): the allow rules on the client's leaf; an
+ * admitted client's stamp and tags. */
 static int server_judge(struct conn *c, int ok, int err)
 {
-	const struct authz *rules = c->pol->rules;
+	ok = rules_judge(c, ok, err);
+	return ok && stamp(c) && tags(c);
+}
+
+/* rules_judge(c, ok, err): the allow rules on the client's leaf. */
+static int rules_judge(struct conn *c, int ok, int err)
+{
+	const struct server_rules *sr = c->pol->rules;
+	const struct authz *rules = sr != NULL ? sr->allow : NULL;
 	char rule[AUTHZ_RULE_TEXT_MAX];
 	int verdict;
 
@@ -290,10 +473,13 @@ static int server_quiet(struct conn *c, enum log_level level, const char *msg,
 
 static void server_closed(struct conn *c, int denied, const char *detail)
 {
-	if (denied)
+	if (denied) {
 		audit(c, AUDIT_DENY, detail);
-	else if (c->end[0].ready)
+	} else if (c->end[0].ready) {
+		if (c->filter[0] != NULL && c->filter[0]->tag != NULL)
+			audit(c, AUDIT_TAG_DENIED, detail);	/* then its close */
 		audit(c, AUDIT_CLOSE, detail);
+	}
 	admit_release(c);
 }
 

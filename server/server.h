@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "conn.h"
+#include "fwd.h"
 #include "role.h"
 
 struct authz_nets;
@@ -19,6 +20,11 @@ struct server {
 	long hs_capacity;		/* addresses a worker's table holds */
 	long max_handshakes;		/* --max-handshakes, all workers; 0: no limit */
 	atomic_long pending;		/* connections not yet authenticated, all workers */
+	int fwd;			/* the forward reader runs on what senders send */
+	int stamp;			/*   and stamps (a stamp is needed before data) */
+	int tags;			/*   and checks tags (--allow-tag, or tag lines of --allow-file) */
+	unsigned long long max_request;	/* its --max-request-size */
+	struct fwd_opts fwd_opts;	/* its stamp (the strings are cfg's) */
 };
 
 extern const struct role server_role;

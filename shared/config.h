@@ -45,9 +45,13 @@ struct config {
 	struct strlist allow_cn, allow_dns, allow_uri, allow_ou;	/* server: who may send */
 	struct strlist allow_fingerprint, allow_spki, allow_net, crl;
 	char *allow_file;
+	struct strlist allow_tag;	/* server: RULE=PATTERN, which tags a client may write */
 	long max_conns_per_ip;		/* server: 0 = no limit */
 	long max_handshakes, max_handshakes_per_ip;	/* server: 0 = no limit */
 	char *audit_file, *audit_forward, *audit_tag;
+	/* server: the forward-protocol reader (server/fwd.c), on when any is set */
+	char *stamp_key, *stamp_format, *stamp_address_key, *tag_prefix;
+	long max_request_size;		/* 0: not set (FWD_REQUEST_MAX_DEFAULT) */
 	int check, version, help;	/* command-line only */
 };
 

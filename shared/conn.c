@@ -125,10 +125,11 @@ int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const c
 		snprintf(code, sizeof(code), "%d", c->tls_code);
 		/* sent, received: bytes delivered upstream, and back to the peer */
 		log_kv(level, reasons[why].msg,
-		    "peer=%s upstream=%s side=%s reason=%s subject=%s tls_code=%s sent=%llu "
+		    "peer=%s upstream=%s side=%s reason=%s subject=%s tag=%s tls_code=%s sent=%llu "
 		    "received=%llu duration=%f", c->peer, c->tried ? t->ups.v[c->pos.up].spec : NULL,
 		    side == SIDE_NONE ? NULL : sides[side], detail,
 		    c->verdict != NULL && c->verdict->id != NULL ? c->verdict->id->subject : NULL,
+		    c->filter[0] != NULL ? c->filter[0]->tag : NULL,
 		    c->tls_code != 0 ? code : NULL, c->sent[0], c->sent[1],
 		    ev_now(s->loop) - c->start);
 	}

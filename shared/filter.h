@@ -34,6 +34,8 @@ struct filter {
 	const struct filter_ops *ops;
 	struct ring out;	/* what the pump writes to the end */
 	const char *why;	/* after FILTER_ERROR: the reason */
+	const char *tag;	/* and the request's tag when the reason is about it
+				 * (logged as tag=), or NULL; a stage is made zeroed */
 };
 
 /** filter_free(f): free the stage f and its output ring; f may be NULL. */

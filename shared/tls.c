@@ -536,8 +536,10 @@ struct tls_policy *tls_policy_new(const struct config *cfg, const struct role *r
 		return NULL;
 	}
 	/* A resumed session shows no certificate: where identity or revocation
-	 * decides, every connection must make a full handshake. */
-	if (p->rules != NULL || cfg->crl.n > 0)
+	 * decides, or is stamped on records, every connection must make a
+	 * full handshake. */
+	if (p->rules != NULL || cfg->crl.n > 0 || cfg->stamp_key != NULL ||
+	    cfg->stamp_address_key != NULL || cfg->tag_prefix != NULL)
 		wolfSSL_CTX_no_ticket_TLSv13(p->ctx);
 	atomic_init(&p->refs, 1);
 	return p;

@@ -7,7 +7,8 @@ Understands every request mode in the Forward Protocol Specification v1:
     Message                   [tag, time, record, option?]
     Forward                   [tag, [[time, record], ...], option?]
     PackedForward             [tag, bin|str (concatenated [time, record]), option?]
-    CompressedPackedForward   the same with option {"compressed": "gzip"}
+    CompressedPackedForward   the same with option {"compressed": "gzip"} (several
+                              members) or {"compressed": "zstd"} (several frames)
 
 Time is an integer or an EventTime (ext type 0: seconds, nanoseconds, both
 uint32 big-endian); `nil` is a no-op request; non-minimal encodings (a map32
@@ -96,6 +97,19 @@ def _gunzip_all(data):
     return b"".join(out)
 
 
+def _unzstd_all(data):
+    """Decompress concatenated zstd frames (python3-zstandard)."""
+    import zstandard
+    out, d = [], zstandard.ZstdDecompressor()
+    while data:
+        obj = d.decompressobj()
+        out.append(obj.decompress(data))
+        if not obj.eof:
+            raise ProtocolError("truncated zstd frame")
+        data = obj.unused_data
+    return b"".join(out)
+
+
 def _is_time(value):
     return isinstance(value, (int, float, EventTime)) and not isinstance(value, bool)
 
@@ -139,6 +153,8 @@ def decode_request(req):
             compressed = option.get("compressed")
             if compressed == "gzip":
                 blob, mode = _gunzip_all(blob), "CompressedPackedForward"
+            elif compressed == "zstd":
+                blob, mode = _unzstd_all(blob), "CompressedPackedForward"
             elif compressed not in (None, "text"):
                 raise ProtocolError(f"unsupported compression {compressed!r}")
             u = _unpacker()
@@ -186,6 +202,7 @@ class ForwardSink:
         self.ack = ack
         self.out = out                  # a text stream to print events to, or None
         self.events = []
+        self.requests = []              # (mode of its events or "nil", option map, count)
         self.acks_sent = 0
         self.connections = 0
         self.errors = []
@@ -240,6 +257,10 @@ class ForwardSink:
                 unpacker.feed(data)
                 for req in unpacker:
                     events, option = decode_request(req)
+                    with self._cond:
+                        self.requests.append((events[0].mode if events else
+                                              "nil" if req is None else "empty",
+                                              option, len(events)))
                     self._record(events)
                     if self.ack and "chunk" in option:
                         conn.sendall(msgpack.packb({"ack": option["chunk"]}))
