@@ -9,6 +9,7 @@
 #include "role.h"
 
 struct authz_nets;
+struct fwd_auth_secret;
 struct peers;
 
 /* The server's share of the tunnel (t->role_data). */
@@ -18,6 +19,7 @@ struct server {
 	struct peers *hs_peers;		/* --max-handshakes-per-ip; NULL: no limit */
 	long max_handshakes;		/* --max-handshakes, all workers; 0: no limit */
 	atomic_long pending;		/* connections not yet authenticated, all workers */
+	struct fwd_auth_secret *fwd_auth;	/* --upstream-shared-key-file; NULL: none */
 };
 
 extern const struct role server_role;

@@ -79,6 +79,8 @@ static void conn_free(struct conn *c, int abortive)
 	int i;
 
 	handshake_forget(c);
+	if (t->role->upstream_close != NULL)
+		t->role->upstream_close(c);
 	ev_timer_stop(s->loop, &c->timer);
 	ev_timer_stop(s->loop, &c->turn);
 	for (i = 0; i < 2; i++) {
@@ -292,6 +294,8 @@ int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 	    c->peer, u->spec, detail);
 	c->tls_code = 0;
 	handshake_forget(c);
+	if (c->s->t->role->upstream_close != NULL)
+		c->s->t->role->upstream_close(c);
 	end_close(c, &c->end[1], 1);
 	return conn_connect(c);
 }
