@@ -254,3 +254,22 @@ def test_probes_speak_the_handshake(tf):
     wait_msg(server, "upstream reachable again, accepting", timeout=wait_time(10))
     emit(tf.client(server), 5)
     assert len(sink.wait_events(5)) == 5
+
+
+def test_sender_gone_during_the_handshake(tf):
+    """The sender resets while the server waits for HELO: its connection goes
+    when the handshake times out (what the hop held is freed: valgrind)."""
+    sink = tf.fwd_sink(shared_key=KEY, helo=False)
+    server = tf.server(sink, upstream_shared_key_file=secret(tf, "shared-key", KEY),
+                       connect_timeout=1)
+    client = tf.client(server)
+    host, _, port = client.address.rpartition(":")
+    s = socket.create_connection((host, int(port)), timeout=wait_time(10))
+    s.sendall(message())
+    server.wait_for(lambda r: r.get("msg") == "accepted", what="the TLS handshake")
+    time.sleep(0.2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()
+    line = server.wait_for(lambda r: r.get("reason") is not None, what="the connection's end")
+    assert line.get("reason") in ("fwd_auth_timeout", "reset", "no_close_notify"), line
+    assert not sink.events
