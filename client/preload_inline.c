@@ -158,6 +158,7 @@ static int core_start(char *err, size_t errsz)
 	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	memset(&core.t, 0, sizeof(core.t));
 	core.t.role = &client_role;
+	core.cfg.workers = 1;		/* the core is one worker: its share is all */
 	if (daemon_tunnel_open(&core.t, &core.cfg, &listen, err, errsz) < 0) {
 		tls_cleanup();
 		return -1;

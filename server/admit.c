@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "audit.h"
@@ -14,8 +15,9 @@
 /*-
  * The pre-authentication budget, like sshd's MaxStartups.  A server
  * connection is pending from accept until its handshake completes; while
- * pending it counts in the server's hs_peers (--max-handshakes-per-ip,
- * checked in admit_check(), so one address cannot hold more) and in the
+ * pending it counts in its worker's table of addresses (the worker's share
+ * of --max-handshakes-per-ip, checked in admit_check(), so one address
+ * cannot hold more; per worker so that owed() sees all it counts) and in the
  * server's pending count (--max-handshakes, all workers).  Past that
  * threshold the accepting worker drops one of its own pending connections
  * to make room, chosen rather than random (sshd) or the new one: first the
@@ -38,6 +40,7 @@
 struct pending_set {
 	long n;
 	struct conn *new[2], *old[2];
+	struct peers *hs;	/* its share of --max-handshakes-per-ip; NULL: none */
 };
 
 /* A pending connection (conn.role_data, NULL once it is not pending). */
@@ -100,8 +103,8 @@ void admit_done(struct conn *c)
 	c->role_data = NULL;
 	ps->n--;
 	atomic_fetch_sub(&srv->pending, 1);
-	if (srv->hs_peers != NULL)
-		peers_release(srv->hs_peers, &c->peer_addr);
+	if (ps->hs != NULL)
+		peers_release(ps->hs, &c->peer_addr);
 }
 
 void admit_release(struct conn *c)
@@ -145,19 +148,63 @@ int admit_pending(struct conn *c)
 
 void admit_set_free(struct conn_set *s)
 {
+	struct pending_set *ps = s->role_data;
+
+	if (ps != NULL)
+		peers_free(ps->hs);
 	free(s->role_data);
 	s->role_data = NULL;
 }
 
 static const char refused_msg[] = "refused before TLS";
 
+/* owed(ps, peer): this worker's pending connections from peer's address
+ * with bytes waiting that it has not read yet.  Those wait on the server,
+ * not on the peer: a client that opens in turns (tlsfwd-client's
+ * --max-handshakes-per-server) finishes its side of a handshake and opens
+ * the next before a busy worker reads its last message, so they do not
+ * count against the worker's share of --max-handshakes-per-ip.  One that stalls after its bytes
+ * counts again once they are read; --max-handshakes bounds them all. */
+static long owed(const struct pending_set *ps, const struct sock_addr *peer)
+{
+	unsigned char ip[16], other[16];
+	const struct conn *x;
+	long n = 0;
+	char b;
+	int k;
+
+	sock_key(peer, ip);
+	for (k = 0; k < 2; k++)
+		for (x = ps->new[k]; x != NULL; x = P(x)->next) {
+			sock_key(&x->peer_addr, other);
+			if (memcmp(ip, other, sizeof(ip)) == 0 &&
+			    recv(x->end[0].fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+				n++;
+		}
+	return n;
+}
+
+/* pending_set_new(srv): a worker's, at its first connection. */
+static struct pending_set *pending_set_new(const struct server *srv)
+{
+	struct pending_set *ps = calloc(1, sizeof(*ps));
+
+	if (ps != NULL && srv->hs_share > 0 &&
+	    (ps->hs = peers_new(srv->hs_share, srv->hs_capacity)) == NULL) {
+		free(ps);
+		ps = NULL;
+	}
+	return ps;
+}
+
 int admit_check(struct conn *c)
 {
 	struct server *srv = c->s->t->role_data;
 	const struct sock_addr *peer = &c->peer_addr;
+	struct pending_set *ps = c->s->role_data;
 	const char *why = NULL;
 
-	if (c->s->role_data == NULL && (c->s->role_data = calloc(1, sizeof(struct pending_set))) == NULL)
+	if (ps == NULL && (ps = c->s->role_data = pending_set_new(srv)) == NULL)
 		why = "out_of_memory";
 	else if ((c->role_data = calloc(1, sizeof(struct pending))) == NULL)
 		why = "out_of_memory";
@@ -166,7 +213,8 @@ int admit_check(struct conn *c)
 		why = "net_denied";
 	else if (srv->peers != NULL && peers_acquire(srv->peers, peer) < 0)
 		why = "per_ip_limit";
-	else if (srv->hs_peers != NULL && peers_acquire(srv->hs_peers, peer) < 0) {
+	else if (ps->hs != NULL && peers_acquire(ps->hs, peer) < 0 &&
+	    peers_acquire_over(ps->hs, peer, owed(ps, peer)) < 0) {
 		if (srv->peers != NULL)
 			peers_release(srv->peers, peer);
 		why = "per_ip_handshakes";

@@ -72,13 +72,18 @@ static struct slot *find(struct peers *p, const unsigned char ip[16], int insert
 
 int peers_acquire(struct peers *p, const struct sock_addr *a)
 {
+	return peers_acquire_over(p, a, 0);
+}
+
+int peers_acquire_over(struct peers *p, const struct sock_addr *a, long over)
+{
 	unsigned char ip[16];
 	struct slot *s;
 	int rc = -1;
 
 	sock_key(a, ip);
 	pthread_mutex_lock(&p->lock);
-	if ((s = find(p, ip, 1)) != NULL && s->n < p->limit) {
+	if ((s = find(p, ip, 1)) != NULL && s->n < p->limit + over) {
 		if (s->n <= 0) {
 			memcpy(s->ip, ip, 16);
 			s->n = 0;

@@ -15,6 +15,9 @@ struct peers *peers_new(long limit, long capacity);
  *  counted) if that address is at its limit or the table is full. */
 int peers_acquire(struct peers *p, const struct sock_addr *a);
 
+/** peers_acquire_over(p, a, over): the same, with `over` more allowed. */
+int peers_acquire_over(struct peers *p, const struct sock_addr *a, long over);
+
 /** peers_release(p, a): forget one connection from a's address. */
 void peers_release(struct peers *p, const struct sock_addr *a);
 

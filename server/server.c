@@ -69,12 +69,13 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 		    err, errsz) < 0)
 			return -1;
 	}
-	if (cfg->max_handshakes_per_ip > 0 &&
-	    (srv->hs_peers = peers_new(cfg->max_handshakes_per_ip,
-	    cfg->max_handshakes > 0 && cfg->max_handshakes + 256 < cfg->max_conns ?
-	    cfg->max_handshakes + 256 : cfg->max_conns)) == NULL) {
-		snprintf(err, errsz, "out of memory");
-		return -1;
+	/* Each worker counts its own per address (see admit.c's owed()). */
+	if (cfg->max_handshakes_per_ip > 0) {
+		srv->hs_share = cfg->max_handshakes_per_ip / cfg->workers;
+		if (srv->hs_share < 1)
+			srv->hs_share = 1;
+		srv->hs_capacity = cfg->max_handshakes > 0 && cfg->max_handshakes + 256 < cfg->max_conns ?
+		    cfg->max_handshakes + 256 : cfg->max_conns;
 	}
 	return 0;
 }
@@ -86,7 +87,6 @@ static void server_cleanup(struct tunnel *t)
 	if (srv != NULL) {
 		authz_nets_free(srv->nets);
 		peers_free(srv->peers);
-		peers_free(srv->hs_peers);
 		if (srv->fwd_auth != NULL)
 			memset(srv->fwd_auth, 0, sizeof(*srv->fwd_auth));
 		free(srv->fwd_auth);

@@ -16,7 +16,8 @@ struct peers;
 struct server {
 	struct authz_nets *nets;	/* --allow-net; NULL: any source */
 	struct peers *peers;		/* --max-conns-per-ip; NULL: no limit */
-	struct peers *hs_peers;		/* --max-handshakes-per-ip; NULL: no limit */
+	long hs_share;			/* --max-handshakes-per-ip, each worker's share; 0: none */
+	long hs_capacity;		/* addresses a worker's table holds */
 	long max_handshakes;		/* --max-handshakes, all workers; 0: no limit */
 	atomic_long pending;		/* connections not yet authenticated, all workers */
 	struct fwd_auth_secret *fwd_auth;	/* --upstream-shared-key-file; NULL: none */

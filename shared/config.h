@@ -40,6 +40,7 @@ struct config {
 	int accept_while_unreachable;	/* keep the listener open with no upstream */
 	int tls_resume;			/* client: resume sessions with tickets */
 	int heartbeat;			/* client: answer UDP heartbeats on the listen address */
+	long max_handshakes_per_server;	/* client: opening at once per server; 0 = no limit */
 	long tcp_keepalive;		/* seconds of silence before keepalive probes; 0: off */
 	long health_interval;		/* the longest wait between probes of a down upstream */
 	long resolve_interval;		/* seconds between resolving upstream names again */

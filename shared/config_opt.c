@@ -76,6 +76,9 @@ const struct opt config_opts[] = {
 	  "seconds between probes of an upstream that is down, at most" },
 	{ "resolve-interval", OPT_INT, BOTH, 0, O(resolve_interval), "60", "60", 0, 86400, NULL,
 	  "seconds between resolving upstream names again, and 1 s after one fails (0: never)" },
+	{ "max-handshakes-per-server", OPT_INT, ROLE_CLIENT, 0, O(max_handshakes_per_server), "16", NULL, 0, 1000000, NULL,
+	  "connections opening to one server at once (connect, proxy, TLS handshake); more "
+	  "wait their turn, up to --connect-timeout (0: no limit)" },
 	{ "tcp-keepalive", OPT_INT, BOTH, 0, O(tcp_keepalive), "60", "60", 0, 7200, NULL,
 	  "seconds of silence before TCP keepalive probes on every tunnel socket (0: off)" },
 	{ "allow-remote-plaintext", OPT_BOOL, ROLE_CLIENT, 0, O(allow_remote_plaintext), "false", NULL, 0, 0, NULL,

@@ -1,7 +1,7 @@
 /* conn: the life of one tunnelled connection — accept (and the role's
- * admission), the connect to an upstream and its retries, the phase timer,
- * the probes that ask whether the upstream answers, and the single
- * teardown path, conn_drop().  Its TLS handshake is handshake.c, its bytes
+ * admission), the phase timer and the single teardown path, conn_drop().
+ * Its upstream end (choice, turns, connect, retries, health, probes) is
+ * conn_up.c.  Its TLS handshake is handshake.c, its bytes
  * pump.c (see there how the watchers follow what each end waits for). */
 #include "conn.h"
 
@@ -51,24 +51,22 @@ void conn_watch(struct conn *c, ev_io *w, int on)
 		ev_io_stop(c->s->loop, w);
 }
 
-static void timer_arm(struct conn *c, ev_tstamp after)
+void conn_timer_arm(struct conn *c, ev_tstamp after)
 {
 	ev_timer_stop(c->s->loop, &c->timer);
 	ev_timer_set(&c->timer, after, 0.);
 	ev_timer_start(c->s->loop, &c->timer);
 }
 
-/* end_close(e, abortive): stop e's watchers, free its transport (TLS),
+/* conn_end_close(e, abortive): stop e's watchers, free its transport (TLS),
  * close its socket. */
-static void end_close(struct conn *c, struct end *e, int abortive)
+void conn_end_close(struct conn *c, struct end *e, int abortive)
 {
 	conn_watch(c, &e->rio, 0);
 	conn_watch(c, &e->wio, 0);
 	if (e->ops != NULL)
 		e->ops->close(e, abortive);
 }
-
-static void end_open(struct conn *c, struct end *e, int fd);
 
 /* conn_free(c, abortive): stop c's watchers and timer, free its TLS and
  * buffers, close both sockets (with RST if abortive) and forget c. */
@@ -81,10 +79,11 @@ static void conn_free(struct conn *c, int abortive)
 	handshake_forget(c);
 	if (t->role->upstream_close != NULL)
 		t->role->upstream_close(c);
+	conn_turn_end(c);
 	ev_timer_stop(s->loop, &c->timer);
 	ev_timer_stop(s->loop, &c->turn);
 	for (i = 0; i < 2; i++) {
-		end_close(c, &c->end[i], abortive);
+		conn_end_close(c, &c->end[i], abortive);
 		ring_free(&c->ring[i]);
 		filter_free(c->filter[i]);
 	}
@@ -99,62 +98,6 @@ static void conn_free(struct conn *c, int abortive)
 	if (!c->probe)
 		atomic_fetch_sub(&t->active, 1);
 	free(c);
-}
-
-/* probe_after(s, wait): look for s's due probes in wait seconds. */
-static void probe_after(struct conn_set *s, ev_tstamp wait)
-{
-	if (s->stopping)
-		return;
-	ev_timer_stop(s->loop, &s->probe);
-	ev_timer_set(&s->probe, wait > 0. ? wait : 0., 0.);
-	ev_timer_start(s->loop, &s->probe);
-}
-
-/* upstream_answered(s, i): upstream i answered a connection or a probe.
- * Each change of an upstream's health is one line; with one upstream,
- * reach's line ("...reachable again") is that line. */
-static void upstream_answered(struct conn_set *s, int i)
-{
-	struct tunnel *t = s->t;
-
-	if (upstream_ok(&t->ups, i) && t->ups.n > 1)
-		log_info("upstream up", "upstream=%s", t->ups.v[i].spec);
-	reach_found(&t->reach, t->ups.v[i].spec);
-}
-
-/* upstream_lost(s, i, why): upstream i failed a connection: it is down,
- * and if no upstream is up, the listeners are shut (before the sender is
- * reset: it must find the door shut).  The first to mark it down probes it. */
-static void upstream_lost(struct conn_set *s, int i, const char *why)
-{
-	struct tunnel *t = s->t;
-
-	if (upstream_failed(&t->ups, i, s)) {
-		if (t->ups.n > 1)
-			log_warn("upstream down", "upstream=%s reason=%s", t->ups.v[i].spec, why);
-		resolver_kick(&t->res);		/* it may have moved */
-		probe_after(s, 0.);
-	}
-	/* One may come back between the check and the shutting (on another
-	 * worker, whose reach_found() then came first): look again after. */
-	if (!upstreams_up(&t->ups) && reach_lost(&t->reach, t->ups.v[i].spec, why) &&
-	    upstreams_up(&t->ups))
-		reach_found(&t->reach, t->ups.v[i].spec);
-}
-
-/* probe_done(c, ok): probe c ended, cleanly (the upstream answered) or not. */
-static void probe_done(struct conn *c, int ok)
-{
-	struct conn_set *s = c->s;
-
-	if (ok)
-		upstream_answered(s, c->pos.up);
-	else {
-		upstream_probe_failed(&s->t->ups, c->pos.up, ev_now(s->loop));
-		resolver_kick(&s->t->res);
-	}
-	probe_after(s, 0.);
 }
 
 /*-
@@ -192,10 +135,10 @@ int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const c
 		    ev_now(s->loop) - c->start);
 	}
 	if (c->probe) {
-		probe_done(c, why == CONN_DONE);
+		conn_probe_done(c, why == CONN_DONE);
 	} else {
 		if (side == SIDE_UPSTREAM)
-			upstream_lost(s, c->pos.up, detail);
+			conn_upstream_lost(s, c->pos.up, detail);
 		if (t->role->closed != NULL)
 			t->role->closed(c, why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
 			    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED, detail);
@@ -212,11 +155,11 @@ void conn_drain_arm(struct conn *c)
 
 	c->state = CONN_DRAINING;
 	c->last = ev_now(c->s->loop);
-	timer_arm(c, c->probe ? t->connect_timeout : t->drain_timeout);
+	conn_timer_arm(c, c->probe ? t->connect_timeout : t->drain_timeout);
 }
 
 /* Both ends are up: relay, bounded by the drain timer if an EOF came early. */
-static void conn_relay(struct conn *c)
+void conn_relay(struct conn *c)
 {
 	if (c->end[0].eof || c->end[1].eof || c->s->stopping) {
 		conn_drain_arm(c);
@@ -224,90 +167,6 @@ static void conn_relay(struct conn *c)
 		c->state = CONN_RELAYING;
 		ev_timer_stop(c->s->loop, &c->timer);
 	}
-}
-
-/* next_upstream(c, why): c's attempt at its upstream failed: step to the
- * next address or choice (see upstream_next()); the upstream it leaves is
- * down.  0, or -1 if none is left. */
-static int next_upstream(struct conn *c, const char *why)
-{
-	int was = c->pos.up;
-
-	upstream_addr_failed(&c->s->t->ups, &c->pos);
-	if (upstream_next(&c->s->t->ups, &c->pos) < 0)
-		return -1;
-	if (c->pos.up != was && !c->probe)
-		upstream_lost(c->s, was, why);
-	return 0;
-}
-
-/* connect_reason(c, err, why): the reason to log for a failed attempt on
- * end[1] before its hop is open: the role's (its proxy's), or why. */
-static const char *connect_reason(struct conn *c, int err, const char *why)
-{
-	const struct role *r = c->s->t->role;
-	const char *mine = r->upstream_error != NULL ? r->upstream_error(c, err, why) : NULL;
-
-	return mine != NULL ? mine : why;
-}
-
-/* conn_connect(c): connect end[1] to the current or a later address in the
- * upstreams' try order (a new connection: to the first choice). */
-int conn_connect(struct conn *c)
-{
-	struct tunnel *t = c->s->t;
-	int e = 0;
-
-	if (!c->tried && !c->probe)
-		upstream_start(&t->ups, &c->pos, upstream_pick(&t->ups, 0));
-	c->tried = 1;
-	do {
-		struct sock_addr a;
-		int fd = -1;
-
-		errno = EADDRNOTAVAIL;	/* the resolver took it away meanwhile */
-		if (upstream_addr(&t->ups.v[c->pos.up], c->pos.addr, &a) == 0)
-			fd = sock_connect(&a);
-		if (fd >= 0) {
-			sock_keepalive(fd, t->tcp_keepalive);
-			end_open(c, &c->end[1], fd);
-			c->end[1].hwait = EV_WRITE;
-			c->state = CONN_CONNECTING;
-			timer_arm(c, t->connect_timeout);
-			return 0;
-		}
-		e = errno;
-	} while (next_upstream(c, connect_reason(c, e, xport_reason(e))) == 0);
-	return conn_drop(c, CONN_CONNECT_FAILED, SIDE_UPSTREAM,
-	    connect_reason(c, e, xport_reason(e)));
-}
-
-/* conn_retry(c, why, detail): the attempt on end[1] failed; try the next
- * address or upstream, or drop.  Only before any byte came from upstream. */
-int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
-{
-	const struct upstream *u = &c->s->t->ups.v[c->pos.up];
-
-	if (next_upstream(c, detail) < 0)
-		return conn_drop(c, why, SIDE_UPSTREAM, detail);
-	log_warn("upstream attempt failed, trying the next", "peer=%s upstream=%s reason=%s",
-	    c->peer, u->spec, detail);
-	c->tls_code = 0;
-	handshake_forget(c);
-	if (c->s->t->role->upstream_close != NULL)
-		c->s->t->role->upstream_close(c);
-	end_close(c, &c->end[1], 1);
-	return conn_connect(c);
-}
-
-/* conn_up(c): end[1] is connected (and its handshake done): relay.  A
- * sender's connection proves the upstream reachable as well as a probe. */
-void conn_up(struct conn *c)
-{
-	upstream_addr_ok(&c->s->t->ups, &c->pos);
-	if (!c->probe)
-		upstream_answered(c->s, c->pos.up);
-	conn_relay(c);
 }
 
 /* conn_advance(c): the connect and handshake phases; -1 if c was dropped. */
@@ -321,7 +180,7 @@ static int conn_advance(struct conn *c)
 			return 0;
 		if ((err = sock_error(u->fd)) != 0)
 			return conn_retry(c, CONN_CONNECT_FAILED,
-			    connect_reason(c, err, xport_reason(err)));
+			    conn_connect_reason(c, err, xport_reason(err)));
 		memset(&c->hop, 0, sizeof(c->hop));
 		c->state = CONN_OPENING;
 	}
@@ -396,8 +255,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	case CONN_CONNECTING:
 	case CONN_OPENING:
 		if (conn_retry(c, CONN_CONNECT_FAILED, c->state == CONN_HANDSHAKING ?
-		    "connect_timeout" : connect_reason(c, ETIMEDOUT, "connect_timeout")) == 0)
+		    "connect_timeout" : conn_connect_reason(c, ETIMEDOUT, "connect_timeout")) == 0)
 			pump_update(c);
+		break;
+	case CONN_WAITING:	/* the line did not move for --connect-timeout */
+		conn_drop(c, CONN_CONNECT_FAILED, SIDE_NONE, "wait_timeout");
 		break;
 	case CONN_DRAINING:
 		if (c->probe) {
@@ -409,7 +271,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			left = c->s->deadline;
 		left -= ev_now(loop);
 		if (left > 0)
-			timer_arm(c, left);
+			conn_timer_arm(c, left);
 		else
 			conn_drop(c, c->s->stopping ? CONN_SHUTDOWN : CONN_DRAIN_TIMEOUT, SIDE_NONE,
 			    "drain_timeout");
@@ -419,7 +281,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-static void end_open(struct conn *c, struct end *e, int fd)
+void conn_end_open(struct conn *c, struct end *e, int fd)
 {
 	e->fd = fd;
 	xport_tcp_attach(e);
@@ -430,7 +292,7 @@ static void end_open(struct conn *c, struct end *e, int fd)
 }
 
 /* conn_new(s): a connection in s with no ends yet, or NULL. */
-static struct conn *conn_new(struct conn_set *s)
+struct conn *conn_new(struct conn_set *s)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -472,7 +334,7 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 	}
 	sock_ntop(peer, c->peer);
 	c->peer_addr = *peer;
-	end_open(c, &c->end[0], fd);
+	conn_end_open(c, &c->end[0], fd);
 	if (role->admit != NULL && role->admit(c) < 0) {
 		conn_free(c, 0);	/* refused: logged, nothing held */
 		return;
@@ -483,7 +345,7 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 		return;
 	if (conn_tls_end(c) == 0) {
 		c->state = CONN_HANDSHAKING;
-		timer_arm(c, s->t->handshake_timeout);
+		conn_timer_arm(c, s->t->handshake_timeout);
 		if (handshake_step(c) < 0)
 			return;
 	} else {
@@ -494,59 +356,25 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 	pump_update(c);
 }
 
-/*-
- * probe_cb: ask the upstreams this set probes (those it found down, see
- * upstream.h) whether they answer again.  A probe is a connection without a
- * sender, to one upstream: it connects (and, on the client, does the
- * handshake, resumed where it can) like any other, sends nothing,
- * half-closes at once and succeeds if the upstream ends cleanly in turn.
- * So on the client it also proves the server's own way to Fluentd; and the
- * upstream sees a well-behaved empty connection, not a cut one.
- */
-static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct conn_set *s = w->data;
-	struct upstreams *p = &s->t->ups;
-	struct conn *c;
-	double next;
-	int i;
-
-	(void)revents;
-	while (!s->stopping && (i = upstream_due(p, s, ev_now(loop), &next)) >= 0) {
-		if ((c = conn_new(s)) == NULL) {
-			upstream_probe_failed(p, i, ev_now(loop));
-			continue;
-		}
-		c->probe = 1;
-		snprintf(c->peer, sizeof(c->peer), "probe");
-		c->end[0].ready = c->end[0].eof = 1;
-		upstream_start(p, &c->pos, i);
-		c->pos.tried = ~((uint64_t)1 << i);	/* this one's addresses only */
-		if (conn_connect(c) == 0)
-			pump_update(c);
-	}
-	if (!s->stopping && next > 0.)
-		probe_after(s, next - ev_now(loop));
-}
-
-void conn_set_probe_now(struct conn_set *s)
-{
-	upstream_probe_now(&s->t->ups, s);
-	probe_after(s, 0.);
-}
-
 int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
 {
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
 	s->t = t;
-	ev_init(&s->probe, probe_cb);
+	ev_init(&s->probe, conn_probe_cb);
 	s->probe.data = s;
+	s->wait_tail = &s->wait_head;
+	ev_timer_init(&s->wake, conn_wake_cb, 0., 0.);
+	s->wake.data = s;
+	if (t->ups.n > 0 && (s->opening = calloc((size_t)t->ups.n, sizeof(*s->opening))) == NULL)
+		return -1;
 	return 0;
 }
 
 void conn_set_free(struct conn_set *s)
 {
+	free(s->opening);
+	s->opening = NULL;
 	if (s->t->role->set_free != NULL)
 		s->t->role->set_free(s);
 }

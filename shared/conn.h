@@ -27,6 +27,7 @@ struct tunnel {
 	struct resolver res;		/* resolves their names again */
 	double connect_timeout, handshake_timeout, drain_timeout;
 	long max_conns;
+	long open_cap;			/* each worker's share of --max-handshakes-per-server (0: none) */
 	int resume;			/* client: keep and offer session tickets */
 	int tcp_keepalive;		/* --tcp-keepalive seconds on both sockets; 0: off */
 	void *role_data;		/* the role's own, from its prepare() */
@@ -39,6 +40,7 @@ struct tunnel {
 
 enum conn_state {
 	CONN_HANDSHAKING,	/* TLS handshake on the TLS end */
+	CONN_WAITING,		/* in line for a turn to open end[1] (open_cap) */
 	CONN_CONNECTING,	/* TCP connect of end[1] in progress */
 	CONN_OPENING,		/* the role's hop on end[1] before TLS (upstream_open) */
 	CONN_RELAYING,		/* both ends up, no EOF yet */
@@ -94,7 +96,9 @@ struct conn {
 		unsigned char bytes[48];
 		long long align;
 	} hop;
+	struct conn *wnext;		/* CONN_WAITING: the next in line */
 	unsigned char tried;		/* end[1] was tried: the log names the upstream */
+	unsigned char opening;		/* counts in s->opening[pos.up] until end[1] is up */
 	unsigned char ticketed;		/* the role's tls_read is done with this connection
 					 * (client: its session was kept, or never is) */
 	unsigned long long bytes[2];	/* read from end[i] (a turn's measure) */
@@ -123,6 +127,9 @@ struct conn_set {
 	ev_tstamp deadline;		/* when stopping: the latest any may live */
 	void (*on_empty)(struct conn_set *);	/* called when stopping and n hits 0 */
 	ev_timer probe;			/* the next probe of the upstreams it found down */
+	long *opening;			/* per upstream: connections opening end[1] */
+	struct conn *wait_head, **wait_tail;	/* CONN_WAITING, first come first served */
+	ev_timer wake;			/* due at once: the line moves (see conn_opened) */
 	void *role_data;		/* the role's, freed by its set_free() hook */
 };
 

@@ -52,6 +52,11 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 	t->handshake_timeout = cfg->handshake_timeout;
 	t->drain_timeout = cfg->drain_timeout;
 	t->max_conns = cfg->max_conns;
+	if (cfg->max_handshakes_per_server > 0) {	/* each worker its share, at least one */
+		t->open_cap = cfg->max_handshakes_per_server / (cfg->workers > 0 ? cfg->workers : 1);
+		if (t->open_cap < 1)
+			t->open_cap = 1;
+	}
 	t->resume = cfg->tls_resume;
 	t->tcp_keepalive = (int)cfg->tcp_keepalive;
 	pthread_mutex_init(&t->policy.lock, NULL);

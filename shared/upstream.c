@@ -177,6 +177,7 @@ void upstream_start(struct upstreams *p, struct upstream_pos *pos, int up)
 	for (k = 0; k < n && u->addr_bad[(first + k) % n] > now; k++)
 		;
 	pos->up = up;
+	pos->downs = atomic_load(&u->downs);
 	pos->addr = (first + (k < n ? k : 0)) % n;
 	pos->left = n - 1;
 	pthread_mutex_unlock(&u->lock);
@@ -273,6 +274,7 @@ int upstream_failed(struct upstreams *p, int i, const void *prober)
 	pthread_mutex_lock(&p->lock);
 	if (!atomic_load(&u->down)) {
 		atomic_store(&u->down, 1);
+		atomic_fetch_add(&u->downs, 1);
 		u->fails = 0;
 		u->probing = 0;
 		u->prober = prober;

@@ -33,6 +33,7 @@ struct upstream {
 	WOLFSSL_SESSION *session;	/* client: the session to resume, or NULL */
 	/* Health, under the set's lock (down is also read without it). */
 	atomic_int down;		/* a connect, handshake or connection failed */
+	atomic_uint downs;		/* times it was marked down (see upstream_pos.downs) */
 	int current;			/* smooth weighted round robin */
 	int fails;			/* failed probes since it went down */
 	double probe_at;		/* when its prober tries it next */
@@ -86,6 +87,9 @@ struct upstream_pos {
 	int up, addr;		/* the upstream and address being tried */
 	int left;		/* addresses of up still to try after addr */
 	uint64_t tried;		/* the upstreams it left (bit i: v[i]) */
+	unsigned downs;		/* up's downs when the connection started on it: one
+				 * that started before the latest mark says nothing
+				 * of the upstream since */
 };
 
 /** upstream_pick(p, tried): the upstream a connection that has tried those

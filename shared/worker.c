@@ -239,6 +239,12 @@ struct worker *worker_new(struct tunnel *t, int lfd)
 	w->set.on_empty = on_empty;
 	ev_set_userdata(loop, w);
 	ev_io_init(&w->accept_w, accept_cb, lfd, EV_READ);
+	/* Work in progress first: in each loop iteration, the connections'
+	 * events run before new ones are accepted.  So a handshake whose last
+	 * message has arrived is finished before a newcomer counts against a
+	 * budget (the server's --max-handshakes-per-ip, which a client opening
+	 * in turns would otherwise overrun while the server lags behind it). */
+	ev_set_priority(&w->accept_w, EV_MINPRI);
 	w->accept_w.data = w;
 	ev_init(&w->pause_w, pause_cb);
 	w->pause_w.repeat = PAUSE_RETRY;

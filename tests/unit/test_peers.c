@@ -31,6 +31,12 @@ static void test_limit_per_address(void **state)
 	peers_release(p, &a);
 	assert_int_equal(peers_acquire(p, &a), 0);	/* a slot came free */
 	assert_int_equal(peers_acquire(p, &a), -1);
+	/* over the limit by what the caller allows more (the server's owed) */
+	assert_int_equal(peers_acquire_over(p, &a, 0), -1);
+	assert_int_equal(peers_acquire_over(p, &a, 1), 0);
+	assert_int_equal(peers_acquire_over(p, &a, 1), -1);
+	assert_int_equal(peers_acquire(p, &b), 0);
+	assert_int_equal(peers_acquire(p, &b), -1);
 	peers_free(p);
 }
 

@@ -128,13 +128,19 @@ static void test_weights(void **state)
 static void test_standby_and_health(void **state)
 {
 	struct upstreams p;
+	struct upstream_pos before = { 0 }, after = { 0 };
 	int standby[] = { 0, 0, 1 }, me, i;
 	double next;
 
 	(void)state;
 	pool(&p, 3, NULL, standby);
+	upstream_start(&p, &before, 0);
 	assert_int_equal(upstream_failed(&p, 0, &me), 1);
 	assert_int_equal(upstream_failed(&p, 0, &me), 0);	/* once */
+	/* a connection that started before the mark is told apart from one after */
+	upstream_start(&p, &after, 0);
+	assert_int_not_equal(before.downs, atomic_load(&p.v[0].downs));
+	assert_int_equal(after.downs, atomic_load(&p.v[0].downs));
 	for (i = 0; i < 4; i++)
 		assert_int_equal(upstream_pick(&p, 0), 1);
 	assert_int_equal(upstream_pick(&p, 2), 2);	/* 1 tried: the standby */
