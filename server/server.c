@@ -14,6 +14,7 @@
 #include "authz.h"
 #include "filter.h"
 #include "fp.h"
+#include "fwd_auth.h"
 #include "log.h"
 #include "peers.h"
 #include "ratelimit.h"
@@ -135,6 +136,16 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 	/* Pending connections number at most --max-handshakes, and one more
 	 * per worker (at most 256) between accept and the drop that follows. */
 	srv->max_handshakes = cfg->max_handshakes;
+	if (cfg->upstream_shared_key_file != NULL) {
+		if ((srv->fwd_auth = malloc(sizeof(*srv->fwd_auth))) == NULL) {
+			snprintf(err, errsz, "out of memory");
+			return -1;
+		}
+		if (fwd_auth_secret_load(srv->fwd_auth, cfg->upstream_shared_key_file,
+		    cfg->upstream_hostname, cfg->upstream_username, cfg->upstream_password_file,
+		    err, errsz) < 0)
+			return -1;
+	}
 	/* Each worker counts its own per address (see admit.c's owed()). */
 	if (cfg->max_handshakes_per_ip > 0) {
 		srv->hs_share = cfg->max_handshakes_per_ip / cfg->workers;
@@ -153,9 +164,32 @@ static void server_cleanup(struct tunnel *t)
 	if (srv != NULL) {
 		authz_nets_free(srv->nets);
 		peers_free(srv->peers);
+		if (srv->fwd_auth != NULL)
+			memset(srv->fwd_auth, 0, sizeof(*srv->fwd_auth));
+		free(srv->fwd_auth);
 		free(srv);
 	}
 	t->role_data = NULL;
+}
+
+/* server_upstream_open(c, why): with --upstream-shared-key-file, Fluentd's
+ * <security> handshake on end[1] before the sender's bytes go (fwd_auth.c). */
+static int server_upstream_open(struct conn *c, const char **why)
+{
+	const struct server *srv = c->s->t->role_data;
+
+	return srv->fwd_auth == NULL ? CONN_OPEN_DONE : fwd_auth_open(c, srv->fwd_auth, why);
+}
+
+/* server_upstream_error(c, err, why): --connect-timeout running out in the
+ * handshake is the handshake's timeout: Fluentd accepted but never spoke. */
+static const char *server_upstream_error(struct conn *c, int err, const char *why)
+{
+	const struct server *srv = c->s->t->role_data;
+
+	(void)why;
+	return srv->fwd_auth != NULL && err == ETIMEDOUT && c->state == CONN_OPENING ?
+	    "fwd_auth_timeout" : NULL;
 }
 
 /* server_files(cfg, fn, arg): the allow-file is one more file a reload reads. */
@@ -503,6 +537,9 @@ const struct role server_role = {
 	.admit = admit_check,
 	.opened = admit_pending,
 	.step = admit_step,
+	.upstream_open = server_upstream_open,
+	.upstream_close = fwd_auth_close,
+	.upstream_error = server_upstream_error,
 	.judge = server_judge,
 	.secured = server_secured,
 	.quiet = server_quiet,

@@ -10,6 +10,7 @@
 #include "role.h"
 
 struct authz_nets;
+struct fwd_auth_secret;
 struct peers;
 
 /* The server's share of the tunnel (t->role_data). */
@@ -25,6 +26,7 @@ struct server {
 	int tags;			/*   and checks tags (--allow-tag, or tag lines of --allow-file) */
 	unsigned long long max_request;	/* its --max-request-size */
 	struct fwd_opts fwd_opts;	/* its stamp (the strings are cfg's) */
+	struct fwd_auth_secret *fwd_auth;	/* --upstream-shared-key-file; NULL: none */
 };
 
 extern const struct role server_role;

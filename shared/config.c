@@ -66,6 +66,19 @@ static int validate(struct config *cfg, char *err, size_t errsz)
 		snprintf(err, errsz, "--key-pass-env: give either it or --key-pass-file, not both");
 		return -1;
 	}
+	if ((cfg->upstream_hostname != NULL || cfg->upstream_username != NULL ||
+	    cfg->upstream_password_file != NULL) && cfg->upstream_shared_key_file == NULL) {
+		snprintf(err, errsz, "--%s: needs --upstream-shared-key-file",
+		    cfg->upstream_hostname != NULL ? "upstream-hostname" :
+		    cfg->upstream_username != NULL ? "upstream-username" : "upstream-password-file");
+		return -1;
+	}
+	if ((cfg->upstream_username != NULL) != (cfg->upstream_password_file != NULL)) {
+		snprintf(err, errsz, "--%s: needs --%s", cfg->upstream_username != NULL ?
+		    "upstream-username" : "upstream-password-file", cfg->upstream_username != NULL ?
+		    "upstream-password-file" : "upstream-username");
+		return -1;
+	}
 	if (cfg->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 

@@ -27,6 +27,9 @@ struct config {
 	char *proxy;			/* client: http://[user:password@]host:port, or "env" */
 	char *proxy_password_file;	/* client: the proxy password, first line */
 	char *upstream;			/* server: Fluentd in_forward */
+	char *upstream_shared_key_file;	/* server: speak <security> to it with this key */
+	char *upstream_hostname;	/* server: our self_hostname there */
+	char *upstream_username, *upstream_password_file;	/* server: its user_auth */
 	char *ca, *cert, *key, *key_pass_env, *key_pass_file;
 	int tls_min;			/* index into "1.2", "1.3" */
 	double connect_timeout, drain_timeout, handshake_timeout;

@@ -33,6 +33,16 @@ const struct opt config_opts[] = {
 	  "file holding the proxy password (first line); overrides the URL's" },
 	{ "upstream", OPT_STR, ROLE_SERVER, F_ADDR, O(upstream), NULL, "127.0.0.1:24224", 0, 0, NULL,
 	  "Fluentd in_forward HOST:PORT to hand the bytes to" },
+	{ "upstream-shared-key-file", OPT_STR, ROLE_SERVER, 0, O(upstream_shared_key_file), NULL, NULL,
+	  0, 0, NULL,
+	  "answer the upstream's <security> handshake (HELO, PING, PONG) for the senders, with "
+	  "the shared key on the first line of FILE" },
+	{ "upstream-hostname", OPT_STR, ROLE_SERVER, 0, O(upstream_hostname), NULL, NULL, 0, 0, NULL,
+	  "the self_hostname the handshake gives the upstream (default: this host's name)" },
+	{ "upstream-username", OPT_STR, ROLE_SERVER, 0, O(upstream_username), NULL, NULL, 0, 0, NULL,
+	  "the username for the upstream's user_auth" },
+	{ "upstream-password-file", OPT_STR, ROLE_SERVER, 0, O(upstream_password_file), NULL, NULL,
+	  0, 0, NULL, "file holding the password for the upstream's user_auth (first line)" },
 	{ "ca", OPT_STR, BOTH, F_REQUIRED, O(ca), NULL, NULL, 0, 0, NULL,
 	  "CA certificates (PEM) the peer's certificate must chain to (required, "
 	  "except on a server whose every rule is a pin)" },

@@ -77,6 +77,8 @@ static void conn_free(struct conn *c, int abortive)
 	int i;
 
 	handshake_forget(c);
+	if (t->role->upstream_close != NULL)
+		t->role->upstream_close(c);
 	conn_turn_end(c);
 	ev_timer_stop(s->loop, &c->timer);
 	ev_timer_stop(s->loop, &c->turn);

@@ -239,6 +239,8 @@ int conn_retry(struct conn *c, enum conn_reason why, const char *detail)
 	    c->peer, u->spec, detail);
 	c->tls_code = 0;
 	handshake_forget(c);
+	if (c->s->t->role->upstream_close != NULL)
+		c->s->t->role->upstream_close(c);
 	conn_end_close(c, &c->end[1], 1);
 	return conn_connect(c);
 }

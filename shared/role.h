@@ -71,6 +71,9 @@ struct role {
 	 * CONN_OPEN_DONE, CONN_OPEN_WAIT, or CONN_OPEN_FAILED with the reason
 	 * in *why (the attempt failed: the next address or server). */
 	int (*upstream_open)(struct conn *c, const char **why);
+	/* upstream_close(c): end[1]'s attempt is over (retried, or c goes):
+	 * free what upstream_open() keeps in c->hop, if anything. */
+	void (*upstream_close)(struct conn *c);
 	/* upstream_error(c, err, why): end[1] failed before upstream_open()
 	 * was done (err: the socket's error, ETIMEDOUT for --connect-timeout;
 	 * why: the shared reason): the reason to log instead, or NULL. */

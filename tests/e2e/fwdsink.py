@@ -16,6 +16,16 @@ header for a one-entry map, ...) are accepted because msgpack.Unpacker accepts
 them.  When the option map carries `chunk`, the sink answers {"ack": chunk}
 exactly like in_forward with require_ack_response.
 
+With `shared_key`, the sink is an in_forward with a <security> section: it
+sends HELO (['HELO', {nonce, auth, keepalive}], nonce and auth salt as 16
+random bytes packed as bin, as in_forward does), checks the PING (6 elements;
+sha512_hex(salt + hostname + nonce + shared_key); with `users`, user_auth:
+sha512_hex(auth_salt + username + password)) and answers PONG, true with its
+own digest, or false with in_forward's reason before closing.  `dribble`
+sends HELO and PONG one byte at a time; `helo=False` never sends HELO;
+`pong_key` proves a different key in the PONG (a Fluentd that says yes
+without knowing ours).
+
 Importable:
 
     sink = ForwardSink().start()            # listens on 127.0.0.1:<free port>
@@ -32,7 +42,9 @@ prints each event like Fluentd's stdout output: `TIME TAG: {json}`.
 
 import argparse
 import datetime
+import hashlib
 import json
+import os
 import socket
 import sys
 import threading
@@ -198,9 +210,20 @@ def format_event(event):
 class ForwardSink:
     """A threaded forward-protocol server on `host:port` (port 0 picks one)."""
 
-    def __init__(self, host="127.0.0.1", port=0, *, ack=True, out=None):
+    def __init__(self, host="127.0.0.1", port=0, *, ack=True, out=None, shared_key=None,
+                 users=None, self_hostname="fwdsink", dribble=False, helo=True,
+                 pong_key=None):
         self.ack = ack
         self.out = out                  # a text stream to print events to, or None
+        self.shared_key = shared_key    # <security>: None, or the shared key (str)
+        self.users = users              # user_auth: {username: password}, or None
+        self.self_hostname = self_hostname
+        self.dribble = dribble          # HELO and PONG one byte at a time
+        self.helo = helo                # False: accept, then never speak
+        self.pong_key = pong_key        # the key the PONG proves (default: shared_key)
+        self.pings = []                 # every PING received, as decoded
+        self.handshakes = 0             # PONGs that said yes
+        self.auth_failures = []         # in_forward's reason of each PONG that said no
         self.events = []
         self.requests = []              # (mode of its events or "nil", option map, count)
         self.acks_sent = 0
@@ -247,9 +270,75 @@ class ForwardSink:
             t.start()
             self._threads.append(t)
 
+    def _send_slowly(self, conn, data):
+        if not self.dribble:
+            conn.sendall(data)
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(data)):
+            conn.sendall(data[i:i + 1])
+            time.sleep(0.002)
+
+    def _next(self, conn, unpacker):
+        """The next msgpack object of conn, or None at its end."""
+        while True:
+            for obj in unpacker:
+                return obj
+            data = conn.recv(65536)
+            if not data:
+                return None
+            unpacker.feed(data)
+
+    def _handshake(self, conn, unpacker):
+        """in_forward's <security> handshake; True once the PONG said yes."""
+        if not self.helo:
+            while conn.recv(65536):
+                pass
+            return False
+        nonce, auth_salt = os.urandom(16), os.urandom(16)
+        self._send_slowly(conn, msgpack.packb(
+            ["HELO", {"nonce": nonce, "auth": auth_salt, "keepalive": True}],
+            use_bin_type=True))
+        ping = self._next(conn, unpacker)
+        if ping is None:
+            return False
+        with self._cond:
+            self.pings.append(ping)
+        if not (isinstance(ping, list) and len(ping) == 6 and ping[0] == "PING"):
+            raise ProtocolError(f"invalid ping message: {ping!r:.200}")
+        _, hostname, salt, digest, username, password_digest = ping
+
+        def b(v):
+            return v if isinstance(v, bytes) else v.encode("utf-8", "surrogateescape")
+
+        def sha(*parts):
+            return hashlib.sha512(b"".join(b(p) for p in parts)).hexdigest()
+
+        reason = None
+        if digest != sha(salt, hostname, nonce, self.shared_key):
+            reason = "shared_key mismatch"
+        elif self.users is not None and not any(
+                u == username and sha(auth_salt, username, pw) == password_digest
+                for u, pw in self.users.items()):
+            reason = "username/password mismatch"
+        if reason is not None:
+            self._send_slowly(conn, msgpack.packb(["PONG", False, reason, "", ""]))
+            with self._cond:
+                self.auth_failures.append(reason)
+                self._cond.notify_all()
+            return False
+        key = self.pong_key if self.pong_key is not None else self.shared_key
+        self._send_slowly(conn, msgpack.packb(
+            ["PONG", True, "", self.self_hostname, sha(salt, self.self_hostname, nonce, key)]))
+        with self._cond:
+            self.handshakes += 1
+        return True
+
     def _serve(self, conn):
         unpacker = _unpacker()
         try:
+            if self.shared_key is not None and not self._handshake(conn, unpacker):
+                return
             while True:
                 data = conn.recv(256 * 1024)
                 if not data:
