@@ -33,17 +33,21 @@ static int rules_judge(struct conn *c, int ok, int err);
 static int server_rules_new(const struct config *cfg, void **rules, char *err, size_t errsz);
 static void server_rules_free(void *rules);
 
-/* server_filters(t, f): the forward reader on what the sender sends (a
- * tunnel filters hook, set only when an option needs it). */
-static int server_filters(struct tunnel *t, struct filter *f[2])
+/* server_filters(c, f): the forward reader on what the sender sends, when
+ * an option or the connection's tag rules need it (a tunnel filters hook). */
+static int server_filters(const struct conn *c, struct filter *f[2])
 {
-	const struct server *srv = t->role_data;
+	const struct server *srv = c->s->t->role_data;
+	const struct server_rules *sr = c->pol->rules;
+	int tags = sr != NULL && sr->tags != NULL;
 
+	if (!srv->fwd && !tags)
+		return 0;	/* a byte-exact tunnel, no stage */
 	if ((f[0] = fwd_new(srv->max_request)) == NULL)
 		return -1;
 	if (srv->stamp)
 		fwd_need_stamp(f[0]);
-	if (srv->tags)
+	if (tags)
 		fwd_need_tags(f[0]);
 	return 0;
 }
@@ -53,17 +57,12 @@ static int fwd_prepare(const struct config *cfg, struct server *srv, struct tunn
     char *err, size_t errsz)
 {
 	char why[256];
-	void *rules = NULL;
 
 	srv->stamp = cfg->stamp_key != NULL || cfg->stamp_address_key != NULL ||
 	    cfg->tag_prefix != NULL;
-	/* Tag rules (also those of the allow-file as it is now: its errors are
-	 * reported when the policy loads it) need the reader. */
-	srv->tags = cfg->allow_tag.n > 0 || (cfg->allow_file != NULL &&
-	    server_rules_new(cfg, &rules, why, sizeof(why)) == 0 && rules != NULL &&
-	    ((struct server_rules *)rules)->tags != NULL);
-	server_rules_free(rules);
-	srv->fwd = srv->stamp || srv->tags || cfg->max_request_size > 0;
+	/* Tag rules make the reader too, connection by connection: a reload
+	 * may bring them or take them away (server_filters). */
+	srv->fwd = srv->stamp || cfg->max_request_size > 0;
 	if (cfg->stamp_format != NULL && cfg->stamp_key == NULL) {
 		snprintf(err, errsz, "--stamp-format: needs --stamp-key (the field it fills)");
 		return -1;
@@ -87,8 +86,6 @@ static int fwd_prepare(const struct config *cfg, struct server *srv, struct tunn
 		snprintf(err, errsz, "--stamp-format: %s: %s", why, cfg->stamp_format);
 		return -1;
 	}
-	if (!srv->fwd)
-		return 0;	/* a byte-exact tunnel, no stage */
 	srv->max_request = cfg->max_request_size > 0 ? (unsigned long long)cfg->max_request_size :
 	    FWD_REQUEST_MAX_DEFAULT;
 	srv->fwd_opts = (struct fwd_opts){ cfg->stamp_key, cfg->stamp_format,
@@ -426,16 +423,9 @@ static int tags(struct conn *c)
 	const struct server_rules *sr = c->pol->rules;
 	struct tagacl_set *set = NULL;
 
-	if (sr == NULL || sr->tags == NULL) {
-		if (c->filter[0] != NULL && ((const struct server *)c->s->t->role_data)->tags)
-			fwd_set_tags(c->filter[0], NULL);	/* the rules went: any tag */
-		return 1;
-	}
-	if (c->filter[0] == NULL) {
-		/* Tag rules came with a reload, the reader was not started. */
-		c->verdict->deny = "tag_rules_need_restart";
-		return 0;
-	}
+	if (sr == NULL || sr->tags == NULL)
+		return 1;	/* no tag rules: any tag */
+	/* c->filter[0] is there: server_filters() saw the same rules. */
 	if (tagacl_for(sr->tags, c->verdict->id, &set) < 0) {
 		tagacl_set_free(set);
 		c->verdict->deny = "out_of_memory";

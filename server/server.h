@@ -23,7 +23,6 @@ struct server {
 	atomic_long pending;		/* connections not yet authenticated, all workers */
 	int fwd;			/* the forward reader runs on what senders send */
 	int stamp;			/*   and stamps (a stamp is needed before data) */
-	int tags;			/*   and checks tags (--allow-tag, or tag lines of --allow-file) */
 	unsigned long long max_request;	/* its --max-request-size */
 	struct fwd_opts fwd_opts;	/* its stamp (the strings are cfg's) */
 	struct fwd_auth_secret *fwd_auth;	/* --upstream-shared-key-file; NULL: none */

@@ -299,13 +299,15 @@ struct conn *conn_new(struct conn_set *s)
 
 	if (c == NULL)
 		return NULL;
-	if (s->t->filters != NULL && s->t->filters(s->t, c->filter) < 0) {
+	c->s = s;
+	c->pol = tls_policy_get(&s->t->policy);
+	if (s->t->filters != NULL && s->t->filters(c, c->filter) < 0) {
 		filter_free(c->filter[0]);
 		filter_free(c->filter[1]);
+		tls_policy_release(c->pol);
 		free(c);
 		return NULL;
 	}
-	c->s = s;
 	c->next = s->head;
 	if (s->head != NULL)
 		s->head->prev = c;
@@ -317,7 +319,6 @@ struct conn *conn_new(struct conn_set *s)
 	c->timer.data = c;
 	ev_timer_init(&c->turn, turn_cb, 0., 0.);
 	c->turn.data = c;
-	c->pol = tls_policy_get(&s->t->policy);
 	return c;
 }
 

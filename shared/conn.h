@@ -17,6 +17,7 @@
 #include "upstream.h"
 #include "xport.h"
 
+struct conn;
 struct filter;
 
 /* What every connection of the process shares; read-only once workers run. */
@@ -34,8 +35,9 @@ struct tunnel {
 	atomic_long active;		/* open connections, all workers */
 	struct reach reach;		/* the listeners follow the upstreams */
 	/* When set: makes a new connection's filter stages, f[i] for the
-	 * bytes read from end[i] (NULL: none).  0, or -1 out of memory. */
-	int (*filters)(struct tunnel *t, struct filter *f[2]);
+	 * bytes read from end[i] (NULL: none), as its policy (c->pol, the
+	 * rules it will be judged by) needs.  0, or -1 out of memory. */
+	int (*filters)(const struct conn *c, struct filter *f[2]);
 };
 
 enum conn_state {

@@ -130,8 +130,11 @@ def test_no_rule_for_this_identity_no_tag(tf):
 
 
 def test_reload_changes_the_verdict(tf):
+    """Tag rules come and go with reloads of the allow-file, also on a
+    server that started without any: each new connection gets the reader
+    its policy needs."""
     rules = tf.tmp / "allow.txt"
-    rules.write_text("cn:client.test\ntag cn:client.test=a.**\n")
+    rules.write_text("cn:client.test\n")
     t = Tunnel(tf, sink=tf.fwd_sink(), server_opts=dict(allow_file=rules))
 
     def verdict(tag):
@@ -149,15 +152,19 @@ def test_reload_changes_the_verdict(tf):
                                          and r.get("trigger") == "SIGHUP"]) >= n,
                           what=f"reload {n}")
 
+    assert verdict("z.x")                       # no tag rule yet: any tag
+    rules.write_text("cn:client.test\ntag cn:client.test=a.**\n")
+    reload(1)
     assert verdict("a.x") and not verdict("b.x")
     rules.write_text("cn:client.test\ntag cn:client.test=b.**\n")
-    reload(1)
-    assert verdict("b.x") and not verdict("a.y")
-    # No tag rule left: any tag again (the reader still runs).
-    rules.write_text("cn:client.test\n")
     reload(2)
+    assert verdict("b.x") and not verdict("a.y")
+    # No tag rule left: any tag again.
+    rules.write_text("cn:client.test\n")
+    reload(3)
     assert verdict("c.z")
-    assert sorted(e.tag for e in t.sink.events) == ["a.x", "b.x", "c.z"]
+    assert sorted(e.tag for e in t.sink.events) == ["a.x", "b.x", "c.z", "z.x"]
+    assert not [r for r in t.server.records() if r.get("reason") == "tag_rules_need_restart"]
 
 
 def test_pattern_errors_name_the_key_and_line(tf):

@@ -115,11 +115,11 @@ static const struct filter_ops refuse_ops = { refuse_run, test_filter_free };
 static const struct filter_ops *installed;
 
 /* make_filters: the tunnel hook: a test filter on the bytes end[0] sends. */
-static int make_filters(struct tunnel *t, struct filter *f[2])
+static int make_filters(const struct conn *c, struct filter *f[2])
 {
 	struct test_filter *tf = calloc(1, sizeof(*tf));
 
-	(void)t;
+	(void)c;
 	if (tf == NULL)
 		return -1;
 	tf->f.ops = installed;
