@@ -60,6 +60,7 @@ enum comp { C_NONE, C_GZIP, C_ZSTD };
 struct fwd {
 	struct filter f;
 	unsigned long long max_req, req_bytes;
+	unsigned long long unz_bytes;	/* a compressed payload's bytes, decompressed */
 	enum state state;
 	int first;		/* no request yet: JSON and PING are recognised */
 	int need_stamp;

@@ -33,6 +33,7 @@ int fwd_packed_head(struct fwd *fw, struct ring *in)
 		fw->comp = C_ZSTD;
 	memset(&fw->inner_claims, 0, sizeof(fw->inner_claims));
 	fw->scr_pos = fw->scr_len = 0;
+	fw->unz_bytes = 0;
 	fw->z_err = NULL;
 	if ((fw->inner = msgpack_unpacker_new(FWD_SCRATCH)) == NULL)
 		return fwd_fail(fw, "fwd_nomem");
@@ -182,6 +183,10 @@ static int inflow(struct fwd *fw, struct ring *in)
 	fw->scr_pos = fw->scr_len = 0;
 	if ((k = decompress(fw, p, n)) < 0)
 		return FILTER_ERROR;
+	/* What it expands to counts against --max-request-size too: a small
+	 * bomb does not become gigabytes for Fluentd. */
+	if ((fw->unz_bytes += fw->scr_len) > fw->max_req)
+		return fwd_fail(fw, "fwd_request_too_large");
 	if (k > 0)
 		payload_take(fw, in, (size_t)k, from_acc);
 	if (k == 0 && fw->scr_len == 0 && fw->z_err == NULL)

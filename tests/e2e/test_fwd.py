@@ -253,6 +253,25 @@ def test_oversized_request_resets_the_sender(tf):
     assert closes and closes[0]["reason"] == "fwd_request_too_large", events
 
 
+def test_compressed_request_counts_decompressed(tf):
+    """--max-request-size holds for what a compressed payload expands to:
+    20 KiB of gzip that would make 2 MiB of events is refused."""
+    t = stamped_tunnel(tf, max_request_size=1 * MiB)
+    app = send_all(tf, t, pack(["ok", gzip.compress(entries(1000)),
+                                {"chunk": "s", "compressed": "gzip"}]), ["s"])
+    blob = entries(2000, pad=1000)
+    bomb = gzip.compress(blob)
+    assert len(bomb) < 64 * 1024 < 1 * MiB < len(blob)
+    app.sendall(pack(["bomb", bomb, {"chunk": "b", "compressed": "gzip"}]))
+    assert ending(app) == "reset"
+    line = t.server.wait_for(lambda r: r.get("msg") == "dropped: bad input",
+                             what="the drop line")
+    assert line.get("reason") == "fwd_request_too_large", line
+    # Pieces before the fault may have reached Fluentd, never acknowledged.
+    assert t.sink.acks_sent == 1
+    assert len([e for e in t.sink.events if e.tag.endswith("bomb")]) < 1100
+
+
 def test_half_close_after_the_last_piece(tf):
     """A sender that half-closes after a large request: every piece, then
     the end, reach Fluentd, and the ack comes back before a clean end."""
