@@ -14,14 +14,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from pathlib import Path
 from signal import SIGHUP, SIGTERM
 
 import pytest
 
-from conftest import ROOT, connect, daemon_command, flags, wait_time
+from conftest import ROOT, connect, daemon_command, flags, free_port, wait_time
 
 ROLES = ("tlsfwd-server", "tlsfwd-client")
+SLOWDOWN = wait_time(1)     # 10 under valgrind
 
 
 class FakeNotify:
@@ -188,7 +188,7 @@ def test_watchdog_pings_at_half_the_interval(tf, notify, role):
     interval = 1.0
     d = start(tf, role, {"NOTIFY_SOCKET": notify.env,
                          "WATCHDOG_USEC": str(int(interval * 1e6)),
-                         "WATCHDOG_PID": "",})
+                         "WATCHDOG_PID": ""})      # empty: as if unset
     t0, _ = notify.wait(has("READY", "1"))
     time.sleep(wait_time(4))
     pings = notify.pings(since=t0)
@@ -200,15 +200,13 @@ def test_watchdog_pings_at_half_the_interval(tf, notify, role):
     assert d.running
 
 
-SLOWDOWN = wait_time(1)
-
 
 @pytest.mark.parametrize("role", ROLES)
 def test_watchdog_not_for_another_pid(tf, notify, role):
     """WATCHDOG_PID names another process (systemd's, for a wrapper): no pings."""
     start(tf, role, {"NOTIFY_SOCKET": notify.env, "WATCHDOG_USEC": "200000",
                      "WATCHDOG_PID": "1"})
-    t0, _ = notify.wait(has("READY", "1"))
+    notify.wait(has("READY", "1"))
     time.sleep(wait_time(1))
     assert notify.pings() == []
 
@@ -278,12 +276,12 @@ def test_watchdog_stops_while_a_worker_is_stuck(tf, notify, role):
     failed connect to a server that is not there (--accept-while-unreachable)."""
     log = PipeLog()
     tf.closing(log)
-    listen = f"127.0.0.1:{tf_free_port()}"
+    listen = f"127.0.0.1:{free_port()}"
     if role == "tlsfwd-server":
         opts = dict(upstream=tf.tcp_sink().address, cert=tf.pki.server.cert,
                     key=tf.pki.server.key)
     else:
-        opts = dict(server=f"127.0.0.1:{tf_free_port()}", accept_while_unreachable=True,
+        opts = dict(server=f"127.0.0.1:{free_port()}", accept_while_unreachable=True,
                     cert=tf.pki.client.cert, key=tf.pki.client.key)
     opts.update(listen=listen, ca=tf.pki.ca.cert, workers=2, log_level="info")
     env = dict(os.environ, NOTIFY_SOCKET=notify.env, WATCHDOG_USEC="1000000")
@@ -298,7 +296,7 @@ def test_watchdog_stops_while_a_worker_is_stuck(tf, notify, role):
         junk = connect(listen)
         junk.sendall(b"GET / HTTP/1.0\r\n\r\n")     # the worker logs a refusal
         t_block = time.monotonic()
-        _, st = notify.wait(lambda m: "event loop is not running" in m, since=t_block,
+        notify.wait(lambda m: "event loop is not running" in m, since=t_block,
                             timeout=wait_time(5), what="STATUS= naming the stuck worker")
         quiet_from = t_block + 1.0 * SLOWDOWN    # a ping already under way may still come
         time.sleep(wait_time(3))
@@ -322,11 +320,6 @@ def test_watchdog_stops_while_a_worker_is_stuck(tf, notify, role):
             proc.send_signal(SIGTERM)
         rc = proc.wait(wait_time(30))
     assert rc == 0, log.text()[-2000:]
-
-
-def tf_free_port():
-    from conftest import free_port
-    return free_port()
 
 
 # ---------------------------------------------------------------------------
