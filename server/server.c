@@ -479,9 +479,12 @@ static void server_secured(struct conn *c)
 
 	admit_done(c);
 	/* A resumed session carries no certificate: its subject was logged at
-	 * the full handshake that issued the ticket. */
+	 * the full handshake that issued the ticket.  The verified identity's
+	 * subject when there is one: the text the closing line and the audit
+	 * trail give (a '/' in a value escaped, control bytes as \xXX). */
 	log_info("accepted", "peer=%s subject=%s rule=%s tls=%s cipher=%s resumed=%d",
-	    c->peer, tls_peer_subject(ssl, subject, sizeof(subject)),
+	    c->peer, c->verdict != NULL && c->verdict->id != NULL ? c->verdict->id->subject :
+	    tls_peer_subject(ssl, subject, sizeof(subject)),
 	    c->verdict != NULL ? c->verdict->rule : NULL,
 	    wolfSSL_get_version(ssl), wolfSSL_get_cipher_name(ssl), wolfSSL_session_reused(ssl));
 	audit(c, AUDIT_ACCEPT, NULL);

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "log.h"
+#include "notify.h"
 #include "reload.h"
 #include "tls.h"
 #include "worker.h"
@@ -120,6 +121,7 @@ int daemon_main(const struct role *role, int argc, char **argv)
 		goto out_cfg;
 	}
 	log_setup(prog, (enum log_level)cfg.log_level, (enum log_format)cfg.log_format);
+	(void)notify_init();	/* before any thread: it edits the environment */
 	if (tls_init() < 0) {
 		fprintf(stderr, "%s: cannot initialise wolfSSL\n", prog);
 		goto out_cfg;
@@ -160,6 +162,7 @@ out_ctx:
 out_tls:
 	tls_cleanup();
 out_cfg:
+	notify_close();
 	config_free(&cfg);
 	return rc;
 }

@@ -2,6 +2,7 @@
  * written with one write(2), so lines from worker threads never interleave. */
 #include "log.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -114,6 +115,15 @@ void log_json_escape(const char *s, size_t n, void (*out)(void *arg, const char 
 			} else if (*p >= 0x80 && (len = log_utf8_len(p, (size_t)(end - p))) == 0) {
 				e = "\\ufffd";
 				len = 1;
+			} else if (len == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+				/* C1 controls (U+0085 NEL among them) */
+				snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
+				e = esc;
+			} else if (len == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
+			    (p[2] == 0xa8 || p[2] == 0xa9)) {
+				/* U+2028, U+2029: valid in JSON, but line breaks to
+				 * JavaScript and to many line splitters */
+				e = p[2] == 0xa8 ? "\\u2028" : "\\u2029";
 			}
 		}
 		if (e != NULL) {
@@ -274,7 +284,14 @@ void log_kv(enum log_level level, const char *msg, const char *fields, ...)
 			snprintf(num, sizeof(num), "%u", va_arg(ap, unsigned));
 			p = conv + 1;
 		} else if (conv[0] == 'f') {
-			snprintf(num, sizeof(num), "%.3f", va_arg(ap, double));
+			double v = va_arg(ap, double);
+
+			/* JSON has no NaN or infinity: null, as JSON.stringify writes */
+			if (isfinite(v))
+				snprintf(num, sizeof(num), "%.3f", v);
+			else
+				snprintf(num, sizeof(num), "%s", log_fmt == LOG_JSON ? "null" :
+				    isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
 			p = conv + 1;
 		} else if (conv[0] == 'z' && conv[1] == 'u') {
 			snprintf(num, sizeof(num), "%zu", va_arg(ap, size_t));

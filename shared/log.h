@@ -37,8 +37,10 @@ size_t log_utf8_len(const unsigned char *p, size_t n);
  * string (no quotes), handed to out(arg, bytes, len) in pieces.  The one JSON
  * string escaper of the tree (log lines, audit lines); its output is valid
  * JSON for any input bytes:
- *   '"' and '\\' escaped; \n \r \t \b \f as such; other control bytes and
- *   DEL as \u00XX; well-formed UTF-8 kept as it is; every byte that does not
+ *   '"' and '\\' escaped; \n \r \t \b \f as such; other control bytes,
+ *   DEL and the C1 controls (U+0080..U+009F) as \u00XX; U+2028 and U+2029
+ *   (line breaks to JavaScript and to many line splitters) as \u2028 and
+ *   \u2029; the rest of well-formed UTF-8 kept as it is; every byte that does not
  *   start a well-formed UTF-8 sequence (a lone continuation byte, an overlong
  *   form, a surrogate, a code point above U+10FFFF, a sequence cut short, 0xC0,
  *   0xC1, 0xF5..0xFF) becomes one \ufffd (U+FFFD, the replacement character).

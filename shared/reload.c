@@ -62,8 +62,9 @@ static unsigned long long files_signature(const struct config *cfg, const struct
 }
 
 /* reload_files(arg, forced): build a new policy from the files; put it in
- * force only if all of it loads, else keep the old one and say why. */
-static void reload_files(void *arg, int forced)
+ * force only if all of it loads, else keep the old one and say why.  0
+ * reloaded, 1 nothing changed (not forced), -1 failed. */
+static int reload_files(void *arg, int forced)
 {
 	struct reload *r = arg;
 	unsigned long long sig = files_signature(r->cfg, r->t->role);
@@ -71,16 +72,17 @@ static void reload_files(void *arg, int forced)
 	char err[1024];
 
 	if (!forced && sig == r->files_sig)
-		return;
+		return 1;
 	r->files_sig = sig;
 	if ((p = tls_policy_new(r->cfg, r->t->role, err, sizeof(err))) == NULL) {
 		log_error("reload failed: the configuration in force stays", "reason=%s", err);
-		return;
+		return -1;
 	}
 	tls_policy_set(&r->t->policy, p);
 	log_info("reloaded: new connections use the new files", "trigger=%s",
 	    forced ? "SIGHUP" : "file change");
 	reach_kick(&r->t->reach);	/* new keys or CAs may be what was missing */
+	return 0;
 }
 
 /* reload_reopen(arg): SIGUSR1: the role reopens what logrotate moved. */

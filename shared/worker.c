@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 
 #define ACCEPT_BATCH 64		/* accepts per wakeup, for fairness */
 #define PAUSE_RETRY 0.1		/* seconds between re-checks while paused */
 #define PAUSE_WARN_EVERY 10.	/* seconds between "paused" warnings */
 #define WATCH_SETTLE 0.5	/* seconds of quiet after a file event before reloading */
 #define TRIM_EVERY 1.		/* seconds between checks for memory to give back */
+#define STATUS_EVERY 2.		/* seconds between checks for a new STATUS= */
 
 /* A watched inotify fd: drain its events, reload once they settle. */
 struct watch {
@@ -38,6 +40,9 @@ struct worker {
 	struct watch watch;
 	struct worker_thread th;
 	sem_t running;		/* posted once the thread holds th.quiet */
+	ev_timer tick_w;	/* with a watchdog: shows that the loop runs */
+	atomic_ulong ticks;	/* tick_w's count, read by the main thread */
+	atomic_int done;	/* its loop has ended */
 };
 
 static atomic_long last_pause_warn;	/* ev_time() of the last warning, whole seconds */
@@ -292,6 +297,26 @@ static void quiet_acquire(struct ev_loop *loop)
 	pthread_mutex_lock(w->th.quiet);
 }
 
+/* tick_cb: the loop runs; the main thread pings the watchdog only while
+ * every worker's count moves. */
+static void tick_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	struct worker *w = tw->data;
+
+	(void)loop;
+	(void)revents;
+	atomic_fetch_add(&w->ticks, 1);
+}
+
+/* worker_tick(w, every): before worker_start, count a tick every `every`
+ * seconds on w's loop. */
+static void worker_tick(struct worker *w, double every)
+{
+	ev_timer_init(&w->tick_w, tick_cb, every, every);
+	w->tick_w.data = w;
+	ev_timer_start(w->set.loop, &w->tick_w);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -302,6 +327,8 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(w->th.quiet);
 	sem_post(&w->running);
 	ev_run(w->set.loop, 0);
+	atomic_store(&w->done, 1);
+	ev_timer_stop(w->set.loop, &w->tick_w);
 	watch_stop(w->set.loop, &w->watch);
 	if (w->th.quiet != NULL)
 		pthread_mutex_unlock(w->th.quiet);
@@ -387,7 +414,78 @@ struct main_state {
 	ev_timer trim_w;	/* gives freed memory back once a burst settles */
 	unsigned long trim_accepted;	/* `accepted` at the last trim */
 	long trim_active, prev_active;	/* t->active at the last trim, at the last check */
+	/* The service manager (notify.c): STATUS= and the watchdog. */
+	ev_timer status_w;	/* STATUS= when it changes, every STATUS_EVERY s */
+	ev_timer dog_w;		/* WATCHDOG=1 at half the manager's interval */
+	unsigned long *seen;	/* each worker's ticks at the last check */
+	int stalled;		/* a worker (index + 1) did not tick; 0: none */
+	ev_tstamp stalled_at;	/* when that was first seen */
+	int reload_failed;	/* the last SIGHUP reload failed */
+	char status[256];	/* the last STATUS= sent */
 };
+
+/* status_text(m, buf, n): the STATUS= line: connections, accepting, the
+ * last reload's failure, a stalled worker. */
+static void status_text(const struct main_state *m, char *buf, size_t n)
+{
+	snprintf(buf, n, "STATUS=%s; connections: %ld active, %lu accepted%s%s",
+	    m->signals > 0 ? "stopping" :
+	    reach_is_down(&m->t->reach) ? "not accepting: no upstream answers" : "accepting",
+	    atomic_load(&m->t->active), atomic_load(&accepted),
+	    m->reload_failed ? "; the last reload failed, the previous configuration stays" : "",
+	    m->stalled ? "; a worker's event loop is not running" : "");
+}
+
+/* status_send(m, extra): STATUS= now if it changed, after extra ("READY=1\n"...). */
+static void status_send(struct main_state *m, const char *extra)
+{
+	char text[sizeof(m->status)], msg[sizeof(m->status) + 64];
+
+	status_text(m, text, sizeof(text));
+	if (*extra == '\0' && strcmp(text, m->status) == 0)
+		return;
+	snprintf(msg, sizeof(msg), "%s%s", extra, text);
+	if (notify_send(msg) == 0)
+		snprintf(m->status, sizeof(m->status), "%s", text);
+}
+
+static void status_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	(void)loop;
+	(void)revents;
+	status_send(tw->data, "");
+}
+
+/* dog_cb: ping the watchdog, but only if every worker's loop ticked since
+ * the last check (a worker that ended counts as alive): a worker stuck in a
+ * callback or a blocking call stops the pings, and systemd acts on it. */
+static void dog_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	struct main_state *m = tw->data;
+	int i, stalled = 0;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < m->running; i++) {
+		unsigned long t = atomic_load(&m->w[i]->ticks);
+
+		if (t == m->seen[i] && !atomic_load(&m->w[i]->done) && stalled == 0)
+			stalled = i + 1;
+		m->seen[i] = t;
+	}
+	if (stalled == 0)
+		(void)notify_send("WATCHDOG=1");
+	if (stalled != 0 && m->stalled == 0) {
+		m->stalled_at = ev_now(loop);
+		m->stalled = stalled;
+		status_send(m, "");	/* not logged now: the log may be what blocks it */
+	} else if (stalled == 0 && m->stalled != 0) {
+		log_warn("a worker's event loop did not run: the watchdog was not pinged",
+		    "worker=%d for=%f", m->stalled - 1, ev_now(loop) - m->stalled_at);
+		m->stalled = 0;
+		status_send(m, "");
+	}
+}
 
 static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 {
@@ -397,8 +495,11 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 	(void)loop;
 	(void)revents;
 	if (sw->signum == SIGHUP) {
-		if (m->hooks->reload != NULL)
-			m->hooks->reload(m->hooks->arg, 1);
+		if (m->hooks->reload != NULL) {
+			(void)notify_reloading();
+			m->reload_failed = m->hooks->reload(m->hooks->arg, 1) < 0;
+			status_send(m, "READY=1\n");
+		}
 		return;
 	}
 	if (sw->signum == SIGUSR1) {
@@ -412,6 +513,8 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 		    "signal=%d", sw->signum);
 	else
 		log_info("stopping now: dropping open connections", "signal=%d", sw->signum);
+	if (m->signals == 1)
+		status_send(m, "STOPPING=1\n");
 	for (i = 0; i < m->running; i++)
 		worker_stop(m->w[i], m->signals > 1);
 }
@@ -464,13 +567,16 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
     const struct workers_hooks *hooks)
 {
 	struct main_state m = { .loop = ev_default_loop(0), .n = n, .hooks = hooks, .t = t };
+	double dog = notify_watchdog();
 	static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	enum { NSIG_WATCHED = sizeof(signums) / sizeof(signums[0]) };
 	ev_signal sig[NSIG_WATCHED];
 	char addr[SOCK_NTOP_MAX];
 	int i, lfd, rc = 1;
 
-	if (m.loop == NULL || (m.w = calloc((size_t)n, sizeof(*m.w))) == NULL) {
+	if (m.loop == NULL || (m.w = calloc((size_t)n, sizeof(*m.w))) == NULL ||
+	    (m.seen = calloc((size_t)n, sizeof(*m.seen))) == NULL) {
+		free(m.w);
 		log_error("cannot set up the event loop", NULL);
 		return 1;
 	}
@@ -486,6 +592,8 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		}
 		if ((m.w[i] = worker_new(t, lfd)) == NULL)
 			goto out;
+		if (dog > 0.)	/* four ticks a watchdog interval, two between pings */
+			worker_tick(m.w[i], dog / 4.);
 	}
 	for (i = 0; i < n; i++) {
 		struct worker_thread th = { .ended = worker_ended, .arg = &m };
@@ -509,6 +617,17 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		if (t->role->attach != NULL)
 			t->role->attach(t, m.loop, listen);
 		rc = 0;
+		/* Bound and every worker runs: ready.  Then STATUS= as it changes
+		 * and, if the manager asked, the watchdog's pings. */
+		status_send(&m, "READY=1\n");
+		ev_timer_init(&m.status_w, status_cb, STATUS_EVERY, STATUS_EVERY);
+		m.status_w.data = &m;
+		ev_timer_start(m.loop, &m.status_w);
+		if (dog > 0.) {
+			ev_timer_init(&m.dog_w, dog_cb, dog / 2., dog / 2.);
+			m.dog_w.data = &m;
+			ev_timer_start(m.loop, &m.dog_w);
+		}
 	} else {
 		m.signals = 1;	/* a thread failed: stop the ones that run */
 		for (i = 0; i < m.running; i++)
@@ -520,6 +639,10 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		ev_signal_stop(m.loop, &sig[i]);
 	watch_stop(m.loop, &m.watch);
 	ev_timer_stop(m.loop, &m.trim_w);
+	if (rc == 0) {
+		ev_timer_stop(m.loop, &m.status_w);
+		ev_timer_stop(m.loop, &m.dog_w);
+	}
 	if (rc == 0 && t->role->detach != NULL)
 		t->role->detach(t, m.loop);
 	if (t->role->flush != NULL)
@@ -532,5 +655,6 @@ out:
 	ev_async_stop(m.loop, &m.done_w);
 	ev_loop_destroy(m.loop);
 	free(m.w);
+	free(m.seen);
 	return rc;
 }

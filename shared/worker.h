@@ -11,7 +11,9 @@
 
 /* What happens besides accepting: reloads and log reopening. */
 struct workers_hooks {
-	void (*reload)(void *arg, int forced);	/* SIGHUP (forced), a settled change on watch_fd */
+	/* reload(arg, forced): SIGHUP (forced), a settled change on watch_fd;
+	 * 0 reloaded, 1 nothing changed, -1 failed (logged) */
+	int (*reload)(void *arg, int forced);
 	void (*reopen)(void *arg);	/* SIGUSR1: reopen log-like files */
 	int watch_fd;			/* an inotify fd to watch, or -1 */
 	void *arg;

@@ -120,7 +120,7 @@ static void test_control_bytes(void **state)
 static void test_valid_utf8_kept(void **state)
 {
 	static const char *const ok[] = {
-		"\xc2\x80",			/* U+0080, the smallest 2-byte form */
+		"\xc2\xa0",			/* U+00A0 (U+0080..U+009F, C1 controls, are escaped) */
 		"caf\xc3\xa9",			/* U+00E9 */
 		"\xe0\xa0\x80",			/* U+0800, the smallest 3-byte form */
 		"\xe2\x82\xac",			/* U+20AC */
@@ -230,6 +230,26 @@ static void test_json_log_line(void **state)
 	log_set_output(NULL);
 }
 
+/* Line breaks other than \n and \r that line splitters and JavaScript
+ * honour (C1 NEL, U+2028, U+2029) are escaped; a number JSON cannot write
+ * (NaN, infinity) is null in a JSON line. */
+static void test_line_breaks_and_numbers(void **state)
+{
+	(void)state;
+	assert_string_equal(ESC("a\xc2\x85" "b\xc2\x80\xc2\x9f\xc2\xa0"),
+	    "a\\u0085b\\u0080\\u009f\xc2\xa0");
+	assert_string_equal(ESC("x\xe2\x80\xa8y\xe2\x80\xa9z\xe2\x80\xaa"),
+	    "x\\u2028y\\u2029z\xe2\x80\xaa");
+	log_set_output(capture);
+	log_setup("test", LOG_INFO, LOG_JSON);
+	log_info("x", "a=%f b=%f c=%f", 0.0 / 0.0, 1.0 / 0.0, 1.5);
+	assert_non_null(strstr(line, ",\"a\":null,\"b\":null,\"c\":1.500}\n"));
+	log_setup("test", LOG_INFO, LOG_LOGFMT);
+	log_info("x", "a=%f b=%f", 0.0 / 0.0, -1.0 / 0.0);
+	assert_non_null(strstr(line, " a=nan b=-inf\n"));
+	log_set_output(NULL);
+}
+
 /* Values too long for a line: each is cut at a character or escape and ends
  * in "...", a field that does not fit is dropped whole, and the JSON line
  * stays valid (the old line was cut anywhere and lost its closing brace). */
@@ -278,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_any_bytes_give_valid_json),
 		cmocka_unit_test(test_json_log_line),
+		cmocka_unit_test(test_line_breaks_and_numbers),
 		cmocka_unit_test(test_long_values_keep_the_line_valid),
 	};
 
