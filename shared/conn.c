@@ -374,11 +374,11 @@ int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
 	ev_init(&s->probe, conn_probe_cb);
 	s->probe.data = s;
 	s->wait_tail = &s->wait_head;
-	metrics_register(&s->m);
 	ev_timer_init(&s->wake, conn_wake_cb, 0., 0.);
 	s->wake.data = s;
 	if (t->ups.n > 0 && (s->opening = calloc((size_t)t->ups.n, sizeof(*s->opening))) == NULL)
 		return -1;
+	metrics_register(&s->m);	/* scraped from now on, until conn_set_free() */
 	return 0;
 }
 

@@ -319,3 +319,17 @@ def test_certificate_expiry_lines(tf, days, level, msg):
     wait_until(lambda: sum(r.get("msg") == msg for r in server.records()) == 2,
                "the line again after the reload")
     assert sample(metrics(smx), "tlsfwd_reloads_total", result="ok") == 1
+
+
+@need_prometheus
+def test_readme_alert_rules_are_valid(tf):
+    """The README's sample alert rules pass `promtool check rules`."""
+    readme = (__import__("pathlib").Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    rules = [b for b in blocks if b.startswith("# tlsfwd-alerts.yml")]
+    assert len(rules) == 1, "the README's alert rules block is missing"
+    path = tf.file("tlsfwd-alerts.yml", rules[0])
+    p = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "SUCCESS: 7 rules found" in p.stdout, p.stdout
