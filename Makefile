@@ -87,8 +87,10 @@ $(B)/tlsfwd-%: $(B)/obj/%/main.o $(B)/libtlsfwd-%.a $(B)/libtlsfwd.a
 # zstd requests; nothing else needs them.
 SERVER_LIBS := -lz -lzstd
 $(B)/tlsfwd-server: LDLIBS += $(SERVER_LIBS)
-# --metrics-listen (shared/metrics_http.c) in both daemons and the unit tests.
-HTTP_LIBS := -lmicrohttpd
+# --metrics-listen (shared/metrics_http.c) in both daemons and the unit tests:
+# libmicrohttpd (its header from libmicrohttpd-dev) is loaded with dlopen()
+# only when the option is given (see there why).
+HTTP_LIBS := -ldl
 $(B)/tlsfwd-client $(B)/tlsfwd-server: LDLIBS += $(HTTP_LIBS)
 
 # The LD_PRELOAD shim: the hooks and, for inline mode, the whole client core

@@ -288,10 +288,21 @@ def test_metrics_listen_is_loopback_only(tf):
     assert r.returncode == 1 and "not a loopback address" in r.stderr, r.stderr
 
 
+def mapped(daemon, lib):
+    return lib in open(f"/proc/{daemon.pid}/maps").read()
+
+
 def test_metrics_off_by_default(tf):
+    """Without --metrics-listen nothing serves, and libmicrohttpd (with its
+    GnuTLS) is not even loaded."""
+    if __import__("os").environ.get("TLSFWD_VALGRIND"):
+        pytest.skip("under valgrind the pid is valgrind's")
     sink = tf.tcp_sink()
     server = tf.server(sink)
     assert not any(r.get("msg") == "serving metrics" for r in server.records())
+    assert not mapped(server, "libmicrohttpd") and not mapped(server, "libgnutls")
+    server2 = tf.server(sink, metrics_listen=f"127.0.0.1:{free_port()}")
+    assert mapped(server2, "libmicrohttpd")
 
 
 @pytest.mark.parametrize("days, level, msg", [
