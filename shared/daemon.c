@@ -181,7 +181,9 @@ int daemon_main(const struct role *role, const struct daemon_http *http, int arg
 		metrics_expiry_lines(p, time(NULL));
 		tls_policy_release(p);
 	}
-	if (has_metrics) {	/* bound now, served from its own thread */
+	if (has_metrics) {
+		/* Bound and libmicrohttpd loaded (files read) here, before any
+		 * privilege drop or sandbox; its thread may start later. */
 		int fd = sock_listen(&maddr, 0);
 
 		if (fd < 0) {
@@ -189,6 +191,12 @@ int daemon_main(const struct role *role, const struct daemon_http *http, int arg
 			    cfg.metrics_listen, strerror(errno));
 			goto out_ctx;
 		}
+		if (http->load(err, sizeof(err)) < 0) {
+			close(fd);
+			fprintf(stderr, "%s: --metrics-listen: %s\n", prog, err);
+			goto out_ctx;
+		}
+		/* its thread, beside the workers' (which workers_run() starts) */
 		if ((mh = http->start(&t, fd, err, sizeof(err))) == NULL) {
 			fprintf(stderr, "%s: --metrics-listen: %s\n", prog, err);
 			goto out_ctx;

@@ -16,6 +16,9 @@
  * libmicrohttpd): linked into the two daemons only (never the preload
  * shim), whose main() hands it to daemon_main(). */
 struct daemon_http {
+	/* load(err, errsz): load what serving needs (libmicrohttpd), before
+	 * the sandbox.  0, or -1 with err. */
+	int (*load)(char *err, size_t errsz);
 	/* start(t, fd, err, errsz): serve t's metrics on the listening socket
 	 * fd (taken) from a thread of its own.  A handle, or NULL with err. */
 	void *(*start)(struct tunnel *t, int fd, char *err, size_t errsz);

@@ -142,7 +142,8 @@ static void *http_start(struct tunnel *t, int fd, char *err, size_t errsz)
 	struct MHD_Daemon *d;
 	sigset_t all, old;
 
-	if (mhd.lib == NULL && mhd_load(err, errsz) < 0) {
+	if (mhd.lib == NULL) {
+		snprintf(err, errsz, "libmicrohttpd is not loaded");
 		close(fd);
 		return NULL;
 	}
@@ -167,4 +168,5 @@ static void http_stop(void *h)
 	mhd.stop_daemon(h);	/* closes the listening socket too */
 }
 
-const struct daemon_http metrics_http = { .start = http_start, .stop = http_stop };
+const struct daemon_http metrics_http = { .load = mhd_load, .start = http_start,
+	.stop = http_stop };
