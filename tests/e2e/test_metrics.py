@@ -344,3 +344,20 @@ def test_readme_alert_rules_are_valid(tf):
                        timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "SUCCESS: 7 rules found" in p.stdout, p.stdout
+
+
+def test_crl_next_update_gauge(tf):
+    p = Pki(tf.tmp / "pki")
+    ca = p.ca("crl-ca", "crl test CA")
+    ident = p.issue(ca, "srv", "localhost", usage="server", dns=["localhost"], ips=["127.0.0.1"])
+    crl = p.crl(ca)
+    sink = tf.tcp_sink()
+    smx = f"127.0.0.1:{free_port()}"
+    tf.server(sink, identity=ident, ca=ca.cert, crl=crl, metrics_listen=smx)
+    text = metrics(smx)
+    if PROMTOOL:
+        promtool_check(text)
+    nu = sample(text, "tlsfwd_crl_next_update_seconds", index="0", file=str(crl))
+    assert nu is not None and abs(nu - (time.time() + 30 * 86400)) < 2 * 86400, text
+    assert sample(text, "tlsfwd_certificate_not_after_seconds", kind="ca",
+                  subject="/CN=crl test CA") > time.time()
