@@ -361,3 +361,23 @@ def test_crl_next_update_gauge(tf):
     assert nu is not None and abs(nu - (time.time() + 30 * 86400)) < 2 * 86400, text
     assert sample(text, "tlsfwd_certificate_not_after_seconds", kind="ca",
                   subject="/CN=crl test CA") > time.time()
+
+
+def test_reloads_by_result(tf):
+    import signal as sig
+    p = Pki(tf.tmp / "pki")
+    ident = p.issue(tf.pki.ca, "srv", "localhost", usage="server", dns=["localhost"],
+                    ips=["127.0.0.1"])
+    sink = tf.tcp_sink()
+    smx = f"127.0.0.1:{free_port()}"
+    server = tf.server(sink, identity=ident, metrics_listen=smx)
+    good = ident.cert.read_text()
+    ident.cert.write_text("not a certificate\n")
+    server.signal(sig.SIGHUP)
+    wait_until(lambda: sample(metrics(smx), "tlsfwd_reloads_total", result="failed") >= 1,
+               "a failed reload counted")
+    ident.cert.write_text(good)
+    server.signal(sig.SIGHUP)
+    wait_until(lambda: sample(metrics(smx), "tlsfwd_reloads_total", result="ok") >= 1,
+               "a good reload counted")
+    assert http_get(smx, "/readyz") == (200, "ok\n")
