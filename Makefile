@@ -40,7 +40,10 @@ ROOM_LIBS  := $(B)/libtlsfwd-certs.a $(B)/libtlsfwd-server.a $(B)/libtlsfwd-clie
               $(B)/libtlsfwd.a
 PRELOAD_SRC := $(wildcard client/preload*.c)
 PRELOAD    := $(if $(PRELOAD_SRC),$(B)/libtlsfwd-preload.so)
-PIC_OBJ    := $(patsubst %.c,$(B)/pic/%.o,$(SHARED_SRC) $(CLIENT_SRC) $(PRELOAD_SRC))
+# The metrics HTTP server (libmicrohttpd) is the daemons' alone: not in the shim.
+HTTP_SRC   := shared/metrics_http.c
+PIC_OBJ    := $(patsubst %.c,$(B)/pic/%.o,$(filter-out $(HTTP_SRC),$(SHARED_SRC)) $(CLIENT_SRC) \
+              $(PRELOAD_SRC))
 PROBE_SRC  := $(wildcard tests/preload/*.c)
 PROBE_BIN  := $(PROBE_SRC:tests/preload/%.c=$(B)/probe/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -84,6 +87,11 @@ $(B)/tlsfwd-%: $(B)/obj/%/main.o $(B)/libtlsfwd-%.a $(B)/libtlsfwd.a
 # zstd requests; nothing else needs them.
 SERVER_LIBS := -lz -lzstd
 $(B)/tlsfwd-server: LDLIBS += $(SERVER_LIBS)
+# --metrics-listen (shared/metrics_http.c) in both daemons and the unit tests:
+# libmicrohttpd (its header from libmicrohttpd-dev) is loaded with dlopen()
+# only when the option is given (see there why).
+HTTP_LIBS := -ldl
+$(B)/tlsfwd-client $(B)/tlsfwd-server: LDLIBS += $(HTTP_LIBS)
 
 # The LD_PRELOAD shim: the hooks and, for inline mode, the whole client core
 # (libtlsfwd, wolfSSL, libev, msgpack-c) linked in statically and hidden: only
@@ -120,7 +128,8 @@ $(B)/probe/%: tests/preload/%.c tests/preload/probe.h
 ROOM_INC   := -Iclient -Iserver -Icerts
 $(B)/unit/%: tests/unit/%.c $(ROOM_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(ROOM_INC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS) $(SERVER_LIBS)
+	$(CC) $(CFLAGS) $(ROOM_INC) $(LDFLAGS) -o $@ $^ $(WOLF_LIBS) -lcmocka $(LDLIBS) $(SERVER_LIBS) \
+	    $(HTTP_LIBS)
 
 unit: deps $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
@@ -197,7 +206,7 @@ $(FUZZ_B)/libtlsfwd.a: $(FUZZ_OBJ)
 
 $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_B)/libtlsfwd.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_B)/libtlsfwd.a \
-	    $(WOLF_LIBS) $(LDLIBS) $(SERVER_LIBS)
+	    $(WOLF_LIBS) $(LDLIBS) $(SERVER_LIBS) $(HTTP_LIBS)
 
 .PHONY: fuzz fuzz-build
 fuzz-build: deps $(FUZZ_BIN)

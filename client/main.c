@@ -4,5 +4,5 @@
 
 int main(int argc, char **argv)
 {
-	return daemon_main(&client_role, argc, argv);
+	return daemon_main(&client_role, &metrics_http, argc, argv);
 }

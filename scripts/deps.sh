@@ -10,12 +10,13 @@ build="$top/build"
 prefix="$build/wolfssl"
 
 pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev libssl-dev
-      zlib1g-dev libzstd-dev
+      zlib1g-dev libzstd-dev libmicrohttpd-dev
       dpkg-dev autoconf automake libtool
       python3 python3-pytest python3-msgpack python3-fluent-logger python3-zstandard
       stunnel4 socat openssl valgrind procps psmisc libnss-wrapper tinyproxy)
 pkgs+=(iproute2 nftables)    # make faults: ip netns, veth, nft
 pkgs+=(systemd)              # test_systemd.py: systemd-analyze verify and security (no running systemd needed)
+pkgs+=(prometheus)           # tests/e2e/test_metrics.py: promtool and a real Prometheus
 [ "$mode" = system ] && pkgs+=(libwolfssl-dev)
 command -v npm >/dev/null || pkgs+=(npm)
 # make fuzz: libFuzzer and clang's sanitizer runtimes, which clang only

@@ -223,6 +223,7 @@ int admit_check(struct conn *c)
 		return 0;
 	free(c->role_data);
 	c->role_data = NULL;
+	metrics_pair(&c->s->m.refused, "admit", why);
 	if (log_enabled(LOG_WARN) && ratelimit_allow(LOG_WARN, refused_msg, peer, why))
 		log_warn(refused_msg, "peer=%s reason=%s", c->peer, why);
 	if (audit_enabled()) {

@@ -5,5 +5,5 @@
 
 int main(int argc, char **argv)
 {
-	return daemon_main(&server_role, argc, argv);
+	return daemon_main(&server_role, &metrics_http, argc, argv);
 }

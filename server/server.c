@@ -99,6 +99,8 @@ static int server_prepare(const struct config *cfg, const struct sock_addr *list
 {
 	struct server *srv;
 
+	metrics_proc.audit_dropped = audit_dropped;	/* before the metrics thread starts */
+
 	(void)listen;
 	if ((srv = t->role_data = calloc(1, sizeof(*srv))) == NULL ||
 	    upstreams_init(&t->ups, 1, (double)cfg->health_interval) < 0) {

@@ -37,6 +37,8 @@ struct config {
 	int log_level;			/* enum log_level */
 	int log_format;			/* enum log_format */
 	int allow_remote_plaintext;
+	char *metrics_listen;		/* --metrics-listen: serve /metrics there (NULL: off) */
+	int allow_remote_metrics;	/* --metrics-listen may be a non-loopback address */
 	int accept_while_unreachable;	/* keep the listener open with no upstream */
 	int tls_resume;			/* client: resume sessions with tickets */
 	int heartbeat;			/* client: answer UDP heartbeats on the listen address */

@@ -131,6 +131,10 @@ const struct opt config_opts[] = {
 	{ "max-request-size", OPT_INT, ROLE_SERVER, 0, O(max_request_size), NULL, "0", 0, 1099511627776, NULL,
 	  "refuse a forward request larger than this many bytes (setting it reads the protocol; "
 	  "0: not set, 268435456 while the reader runs)" },
+	{ "metrics-listen", OPT_STR, BOTH, F_ADDR, O(metrics_listen), NULL, NULL, 0, 0, NULL,
+	  "serve Prometheus /metrics, /healthz and /readyz over HTTP on HOST:PORT (loopback)" },
+	{ "allow-remote-metrics", OPT_BOOL, BOTH, 0, O(allow_remote_metrics), "false", "false", 0, 0, NULL,
+	  "allow --metrics-listen on a non-loopback address (anyone who reaches it reads them)" },
 	{ "log-level", OPT_ENUM, BOTH, 0, O(log_level), "info", "info", 0, 0, log_levels,
 	  "error, warn, info or debug" },
 	{ "log-format", OPT_ENUM, BOTH, 0, O(log_format), "logfmt", "logfmt", 0, 0, log_formats,

@@ -26,20 +26,22 @@
 static const struct {
 	const char *msg;
 	enum log_level level;
+	const char *outcome;	/* the metrics' name for it */
 } reasons[] = {
-	[CONN_DONE]		 = { "closed", LOG_DEBUG },
-	[CONN_TRUNCATED]	 = { "closed without a clean end", LOG_INFO },
-	[CONN_NOT_TLS]		 = { "refused: not TLS", LOG_WARN },
-	[CONN_HANDSHAKE_FAILED]	 = { "handshake failed", LOG_WARN },
-	[CONN_HANDSHAKE_TIMEOUT] = { "handshake timed out", LOG_WARN },
-	[CONN_PREAUTH_DROPPED]	 = { "dropped: too many pending handshakes", LOG_WARN },
-	[CONN_CONNECT_FAILED]	 = { "upstream unreachable", LOG_WARN },
-	[CONN_READ_ERROR]	 = { "read failed", LOG_INFO },
-	[CONN_WRITE_ERROR]	 = { "write failed", LOG_INFO },
-	[CONN_DRAIN_TIMEOUT]	 = { "drain timed out", LOG_INFO },
-	[CONN_NOMEM]		 = { "out of memory", LOG_ERROR },
-	[CONN_SHUTDOWN]		 = { "closed at shutdown", LOG_INFO },
-	[CONN_BAD_INPUT]	 = { "dropped: bad input", LOG_WARN },
+	[CONN_DONE]		 = { "closed", LOG_DEBUG, "done" },
+	[CONN_TRUNCATED]	 = { "closed without a clean end", LOG_INFO, "truncated" },
+	[CONN_NOT_TLS]		 = { "refused: not TLS", LOG_WARN, "not_tls" },
+	[CONN_HANDSHAKE_FAILED]	 = { "handshake failed", LOG_WARN, "handshake_failed" },
+	[CONN_HANDSHAKE_TIMEOUT] = { "handshake timed out", LOG_WARN, "handshake_timeout" },
+	[CONN_PREAUTH_DROPPED]	 = { "dropped: too many pending handshakes", LOG_WARN,
+				     "preauth_dropped" },
+	[CONN_CONNECT_FAILED]	 = { "upstream unreachable", LOG_WARN, "connect_failed" },
+	[CONN_READ_ERROR]	 = { "read failed", LOG_INFO, "read_error" },
+	[CONN_WRITE_ERROR]	 = { "write failed", LOG_INFO, "write_error" },
+	[CONN_DRAIN_TIMEOUT]	 = { "drain timed out", LOG_INFO, "drain_timeout" },
+	[CONN_NOMEM]		 = { "out of memory", LOG_ERROR, "out_of_memory" },
+	[CONN_SHUTDOWN]		 = { "closed at shutdown", LOG_INFO, "shutdown" },
+	[CONN_BAD_INPUT]	 = { "dropped: bad input", LOG_WARN, "bad_input" },
 };
 
 
@@ -138,11 +140,17 @@ int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const c
 	if (c->probe) {
 		conn_probe_done(c, why == CONN_DONE);
 	} else {
+		int denied = why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
+		    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED;
+
+		metrics_pair(&s->m.closed, reasons[why].outcome, detail);
+		/* refused: the peer's own handshake (the server's end[0]) */
+		if (denied && side != SIDE_UPSTREAM)
+			metrics_pair(&s->m.refused, "handshake", detail);
 		if (side == SIDE_UPSTREAM)
 			conn_upstream_lost(s, c->pos.up, detail);
 		if (t->role->closed != NULL)
-			t->role->closed(c, why == CONN_NOT_TLS || why == CONN_HANDSHAKE_FAILED ||
-			    why == CONN_HANDSHAKE_TIMEOUT || why == CONN_PREAUTH_DROPPED, detail);
+			t->role->closed(c, denied, detail);
 	}
 	conn_free(c, why != CONN_DONE);
 	if (s->stopping && s->n == 0 && s->on_empty != NULL)
@@ -338,9 +346,10 @@ void conn_start(struct conn_set *s, int fd, const struct sock_addr *peer)
 	c->peer_addr = *peer;
 	conn_end_open(c, &c->end[0], fd);
 	if (role->admit != NULL && role->admit(c) < 0) {
-		conn_free(c, 0);	/* refused: logged, nothing held */
+		conn_free(c, 0);	/* refused: logged and counted, nothing held */
 		return;
 	}
+	metrics_add(&s->m.opened, 1);
 	sock_nodelay(fd);
 	sock_keepalive(fd, s->t->tcp_keepalive);
 	if (role->opened != NULL && role->opened(c) < 0)
@@ -370,11 +379,13 @@ int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t)
 	s->wake.data = s;
 	if (t->ups.n > 0 && (s->opening = calloc((size_t)t->ups.n, sizeof(*s->opening))) == NULL)
 		return -1;
+	metrics_register(&s->m);	/* scraped from now on, until conn_set_free() */
 	return 0;
 }
 
 void conn_set_free(struct conn_set *s)
 {
+	metrics_unregister(&s->m);
 	free(s->opening);
 	s->opening = NULL;
 	if (s->t->role->set_free != NULL)

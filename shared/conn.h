@@ -8,6 +8,7 @@
 #include <ev.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "reach.h"
 #include "ring.h"
 #include "role.h"
@@ -88,6 +89,7 @@ struct conn {
 	ev_timer timer;		/* handshake, connect or drain, by state */
 	ev_timer turn;		/* due at once: the rest of a turn cut at CONN_TURN */
 	ev_tstamp start, last;	/* accept time, last byte moved */
+	ev_tstamp hs_start, up_start;	/* the TLS handshake, end[1]'s attempt began */
 	struct upstream_pos pos;	/* the upstream and address being tried */
 	int tls_code;		/* wolfSSL's error behind a TLS failure, for the log */
 	struct tls_policy *pol;	/* held from accept to close: reloads leave it be */
@@ -133,6 +135,7 @@ struct conn_set {
 	struct conn *wait_head, **wait_tail;	/* CONN_WAITING, first come first served */
 	ev_timer wake;			/* due at once: the line moves (see conn_opened) */
 	void *role_data;		/* the role's, freed by its set_free() hook */
+	struct metrics_worker m;	/* this worker's counters (metrics.h) */
 };
 
 /** conn_drop(c, why, side, detail): the one teardown path: log once

@@ -216,6 +216,7 @@ int conn_connect(struct conn *c)
 		if (fd >= 0) {
 			sock_keepalive(fd, t->tcp_keepalive);
 			conn_end_open(c, &c->end[1], fd);
+			c->up_start = ev_now(c->s->loop);
 			c->end[1].hwait = EV_WRITE;
 			c->state = CONN_CONNECTING;
 			conn_timer_arm(c, t->connect_timeout);
@@ -256,6 +257,8 @@ void conn_up(struct conn *c)
 	struct upstream *u = &c->s->t->ups.v[c->pos.up];
 
 	upstream_addr_ok(&c->s->t->ups, &c->pos);
+	if (c->pos.up < UPSTREAM_MAX)
+		metrics_observe(&c->s->m.connect[c->pos.up], ev_now(c->s->loop) - c->up_start);
 	conn_opened(c);
 	if (!c->probe && c->pos.downs == atomic_load(&u->downs))
 		upstream_answered(c->s, c->pos.up);

@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "reload.h"
 #include "tls.h"
@@ -95,11 +98,40 @@ static void print_version(const char *prog)
 	    ev_version_major(), ev_version_minor());
 }
 
-int daemon_main(const struct role *role, int argc, char **argv)
+/* metrics_listen(prog, cfg, http, addr): check --metrics-listen (loopback
+ * unless --allow-remote-metrics) into addr.  1 if set, 0 if not, -1 (said
+ * on stderr) if it cannot be. */
+static int metrics_listen(const char *prog, const struct config *cfg,
+    const struct daemon_http *http, struct sock_addr *addr)
+{
+	const char *why;
+
+	if (cfg->metrics_listen == NULL)
+		return 0;
+	if (http == NULL) {
+		fprintf(stderr, "%s: --metrics-listen: not served by this program\n", prog);
+		return -1;
+	}
+	if (sock_resolve(cfg->metrics_listen, addr, 1, &why) < 0) {
+		fprintf(stderr, "%s: --metrics-listen: %s: %s\n", prog, cfg->metrics_listen, why);
+		return -1;
+	}
+	if (!sock_is_loopback(addr) && !cfg->allow_remote_metrics) {
+		fprintf(stderr, "%s: --metrics-listen: %s is not a loopback address: the metrics "
+		    "name peers' refusals and upstreams (set --allow-remote-metrics to serve them "
+		    "there)\n", prog, cfg->metrics_listen);
+		return -1;
+	}
+	return 1;
+}
+
+int daemon_main(const struct role *role, const struct daemon_http *http, int argc, char **argv)
 {
 	const char *prog = role->prog;
 	struct tunnel t = { .role = role };
-	struct sock_addr listen;
+	struct sock_addr listen, maddr;
+	void *mh = NULL;
+	int has_metrics;
 	struct config cfg;
 	char err[1024];
 	const char *why;
@@ -130,6 +162,8 @@ int daemon_main(const struct role *role, int argc, char **argv)
 		fprintf(stderr, "%s: --listen: %s: %s\n", prog, cfg.listen, why);
 		goto out_tls;
 	}
+	if ((has_metrics = metrics_listen(prog, &cfg, http, &maddr)) < 0)
+		goto out_tls;
 	if (daemon_tunnel_open(&t, &cfg, &listen, err, sizeof(err)) < 0) {
 		config_escape(err, sizeof(err));	/* an allow-file's junk, say */
 		fprintf(stderr, "%s: %s\n", prog, err);
@@ -143,10 +177,38 @@ int daemon_main(const struct role *role, int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_conns);
+	{
+		struct tls_policy *p = tls_policy_get(&t.policy);
+
+		metrics_expiry_lines(p, time(NULL));
+		tls_policy_release(p);
+	}
+	if (has_metrics) {
+		/* Bound and libmicrohttpd loaded (files read) here, before any
+		 * privilege drop or sandbox; its thread may start later. */
+		int fd = sock_listen(&maddr, 0);
+
+		if (fd < 0) {
+			fprintf(stderr, "%s: --metrics-listen: cannot listen on %s: %s\n", prog,
+			    cfg.metrics_listen, strerror(errno));
+			goto out_ctx;
+		}
+		if (http->load(err, sizeof(err)) < 0) {
+			close(fd);
+			fprintf(stderr, "%s: --metrics-listen: %s\n", prog, err);
+			goto out_ctx;
+		}
+		/* its thread, beside the workers' (which workers_run() starts) */
+		if ((mh = http->start(&t, fd, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "%s: --metrics-listen: %s\n", prog, err);
+			goto out_ctx;
+		}
+		log_info("serving metrics", "listen=%s", cfg.metrics_listen);
+	}
 	if (role->start != NULL && role->start(&cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		rc = 1;
-		goto out_ctx;
+		goto out_http;
 	}
 	{
 		struct reload r;
@@ -157,6 +219,9 @@ int daemon_main(const struct role *role, int argc, char **argv)
 	}
 	if (role->stop != NULL)
 		role->stop();
+out_http:
+	if (mh != NULL)
+		http->stop(mh);
 out_ctx:
 	daemon_tunnel_close(&t);
 out_tls:

@@ -98,6 +98,7 @@ int handshake_start(struct conn *c, struct end *e)
 
 	if ((e->ssl = wolfSSL_new(c->pol->ctx)) == NULL)
 		return conn_drop(c, CONN_NOMEM, SIDE_NONE, "tls_new");
+	c->hs_start = ev_now(c->s->loop);
 	xport_tls_attach(e, e->ssl);
 	wolfSSL_set_verify(e->ssl, role->verify_mode, verify_cb);
 	wolfSSL_SetCertCbCtx(e->ssl, c);
@@ -156,6 +157,9 @@ int handshake_step(struct conn *c)
 		return conn_drop(c, CONN_HANDSHAKE_FAILED, SIDE_PEER, why);
 	}
 	e->ready = 1;
+	if (!c->probe)
+		metrics_observe(&c->s->m.handshake[wolfSSL_session_reused(e->ssl) ? 1 : 0],
+		    ev_now(c->s->loop) - c->hs_start);
 	if (t->role->secured != NULL)
 		t->role->secured(c);
 	if (e == &c->end[0])

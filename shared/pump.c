@@ -165,6 +165,7 @@ static int flush(struct conn *c, int k)
 	if (rc > 0) {
 		ring_consume(r, (size_t)rc);
 		c->sent[k] += (unsigned long long)rc;
+		metrics_add(&c->s->m.bytes[k], (unsigned long long)rc);
 		return 1;
 	}
 	if (rc == XPORT_WANT_READ || rc == XPORT_WANT_WRITE) {

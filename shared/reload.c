@@ -8,9 +8,11 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "role.h"
 #include "tls.h"
 
@@ -76,8 +78,11 @@ static int reload_files(void *arg, int forced)
 	r->files_sig = sig;
 	if ((p = tls_policy_new(r->cfg, r->t->role, err, sizeof(err))) == NULL) {
 		log_error("reload failed: the configuration in force stays", "reason=%s", err);
+		atomic_fetch_add(&metrics_proc.reloads[0], 1);
 		return -1;
 	}
+	atomic_fetch_add(&metrics_proc.reloads[1], 1);
+	metrics_expiry_lines(p, time(NULL));
 	tls_policy_set(&r->t->policy, p);
 	log_info("reloaded: new connections use the new files", "trigger=%s",
 	    forced ? "SIGHUP" : "file change");

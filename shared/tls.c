@@ -484,6 +484,9 @@ fail:
 	return NULL;
 }
 
+static int expiry_add(struct tls_policy *p, const char *kind, const struct tls_certs *c,
+    char *err, size_t errsz);
+
 /* own_certs_check(cfg, p, err, errsz): --cert and --ca held to what a peer
  * is held to (certs_check); the --ca certificates become p's anchors. */
 static int own_certs_check(const struct config *cfg, struct tls_policy *p, char *err,
@@ -495,12 +498,73 @@ static int own_certs_check(const struct config *cfg, struct tls_policy *p, char 
 	if ((own = certs_load(cfg->cert, err, errsz)) == NULL)
 		return -1;
 	rc = certs_check(own, cfg->cert, err, errsz);
+	if (rc == 0)
+		rc = expiry_add(p, "cert", own, err, errsz);
 	certs_free(own);
 	if (rc < 0 || cfg->ca == NULL)
 		return rc;
 	if ((p->anchors = certs_load(cfg->ca, err, errsz)) == NULL)
 		return -1;
-	return certs_check(p->anchors, cfg->ca, err, errsz);
+	if (certs_check(p->anchors, cfg->ca, err, errsz) < 0)
+		return -1;
+	return expiry_add(p, "ca", p->anchors, err, errsz);
+}
+
+/* expiry_grow(p, n, err, errsz): room for n more entries in p->expiry. */
+static int expiry_grow(struct tls_policy *p, size_t n, char *err, size_t errsz)
+{
+	struct tls_expiry *v = realloc(p->expiry, (p->nexpiry + n + 1) * sizeof(*v));
+
+	if (v == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	p->expiry = v;
+	return 0;
+}
+
+/* expiry_add(p, kind, c, err, errsz): c's certificates' notAfter, for
+ * tls_policy_expiry(). */
+static int expiry_add(struct tls_policy *p, const char *kind, const struct tls_certs *c,
+    char *err, size_t errsz)
+{
+	size_t i;
+
+	if (expiry_grow(p, c->n, err, errsz) < 0)
+		return -1;
+	for (i = 0; i < c->n; i++) {
+		struct tls_expiry *e = &p->expiry[p->nexpiry++];
+
+		e->kind = kind;
+		e->index = (int)i;
+		x509_name_line(&c->x[i].subject, e->subject, sizeof(e->subject));
+		e->when = c->x[i].not_after;
+	}
+	return 0;
+}
+
+/* expiry_crls(p, err, errsz): the CRLs' nextUpdate, for tls_policy_expiry(). */
+static int expiry_crls(struct tls_policy *p, char *err, size_t errsz)
+{
+	size_t i;
+
+	if (expiry_grow(p, p->crls->n, err, errsz) < 0)
+		return -1;
+	for (i = 0; i < p->crls->n; i++) {
+		struct tls_expiry *e = &p->expiry[p->nexpiry++];
+
+		e->kind = "crl";
+		e->index = (int)i;
+		snprintf(e->subject, sizeof(e->subject), "%s", p->crls->v[i].path);
+		e->when = p->crls->v[i].next_update;
+	}
+	return 0;
+}
+
+size_t tls_policy_expiry(const struct tls_policy *p, const struct tls_expiry **v)
+{
+	*v = p != NULL ? p->expiry : NULL;
+	return p != NULL ? p->nexpiry : 0;
 }
 
 /* policy_free(p): free p and what it holds. */
@@ -511,6 +575,7 @@ static void policy_free(struct tls_policy *p)
 		p->rules_free(p->rules);
 	certs_free(p->anchors);
 	crls_free(p->crls);
+	free(p->expiry);
 	free(p);
 }
 
@@ -531,7 +596,8 @@ struct tls_policy *tls_policy_new(const struct config *cfg, const struct role *r
 	p->rules_free = role->rules_free;
 	if (own_certs_check(cfg, p, err, errsz) < 0 ||
 	    (role->rules_new != NULL && role->rules_new(cfg, &p->rules, err, errsz) < 0) ||
-	    (p->ctx = tls_ctx_new(cfg, p->crls, err, errsz)) == NULL) {
+	    (p->ctx = tls_ctx_new(cfg, p->crls, err, errsz)) == NULL ||
+	    expiry_crls(p, err, errsz) < 0) {
 		policy_free(p);
 		return NULL;
 	}

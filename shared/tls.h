@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <time.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
@@ -30,6 +31,8 @@ struct tls_policy {
 	void (*rules_free)(void *);	/* and how they are freed */
 	struct tls_certs *anchors;	/* the --ca certificates, parsed; NULL: no --ca */
 	struct tls_crls *crls;		/* issuer and nextUpdate of each --crl */
+	struct tls_expiry *expiry;	/* see tls_policy_expiry() */
+	size_t nexpiry;
 	atomic_int refs;
 };
 
@@ -38,6 +41,19 @@ struct tls_policy_slot {
 	pthread_mutex_t lock;
 	struct tls_policy *cur;
 };
+
+/* A loaded certificate or CRL, as tls_policy_expiry() gives them. */
+struct tls_expiry {
+	const char *kind;	/* "cert" (own chain), "ca" (--ca), "crl" (--crl) */
+	int index;		/* its place among those of its kind, from 0 */
+	char subject[160];	/* the subject (CRL: the file's path) */
+	time_t when;		/* notAfter; a CRL's nextUpdate (0: none) */
+};
+
+/** tls_policy_expiry(p, v): the certificates (own chain, --ca) and CRLs p
+ *  loaded, with when each expires; *v is p's own (read-only, lives as long as
+ *  p).  Returns how many.  What both the expiry gauges and lines read. */
+size_t tls_policy_expiry(const struct tls_policy *p, const struct tls_expiry **v);
 
 /** tls_policy_new(cfg, role, err, errsz): load everything cfg names, and the
  *  role's rules, into a new policy holding one reference.  NULL with the

@@ -7,9 +7,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 
 #define ACCEPT_BATCH 64		/* accepts per wakeup, for fairness */
@@ -18,6 +20,7 @@
 #define WATCH_SETTLE 0.5	/* seconds of quiet after a file event before reloading */
 #define TRIM_EVERY 1.		/* seconds between checks for memory to give back */
 #define STATUS_EVERY 2.		/* seconds between checks for a new STATUS= */
+#define EXPIRY_EVERY 86400.	/* seconds between certificate expiry checks */
 
 /* A watched inotify fd: drain its events, reload once they settle. */
 struct watch {
@@ -412,6 +415,7 @@ struct main_state {
 	struct watch watch;
 	struct tunnel *t;
 	ev_timer trim_w;	/* gives freed memory back once a burst settles */
+	ev_timer expiry_w;	/* the certificate expiry lines, daily */
 	unsigned long trim_accepted;	/* `accepted` at the last trim */
 	long trim_active, prev_active;	/* t->active at the last trim, at the last check */
 	/* The service manager (notify.c): STATUS= and the watchdog. */
@@ -508,6 +512,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *sw, int revents)
 		return;
 	}
 	m->signals++;
+	atomic_store(&metrics_proc.listening, 0);
 	if (m->signals == 1)
 		log_info("stopping: no new connections, open ones may finish",
 		    "signal=%d", sw->signum);
@@ -543,6 +548,19 @@ static void trim_cb(struct ev_loop *loop, ev_timer *tw, int revents)
 	freed = malloc_trim(0);
 	log_debug("memory trimmed", "active=%ld released=%d took=%f", act, freed,
 	    ev_time() - t0);
+}
+
+/* expiry_cb: once a day, the lines for certificates close to expiry (also
+ * at start and after each reload: daemon.c, reload.c). */
+static void expiry_cb(struct ev_loop *loop, ev_timer *tw, int revents)
+{
+	struct main_state *m = tw->data;
+	struct tls_policy *p = tls_policy_get(&m->t->policy);
+
+	(void)loop;
+	(void)revents;
+	metrics_expiry_lines(p, time(NULL));
+	tls_policy_release(p);
 }
 
 /* On a worker's thread, as it ends. */
@@ -612,8 +630,12 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 	ev_timer_init(&m.trim_w, trim_cb, TRIM_EVERY, TRIM_EVERY);
 	m.trim_w.data = &m;
 	ev_timer_start(m.loop, &m.trim_w);
+	ev_timer_init(&m.expiry_w, expiry_cb, EXPIRY_EVERY, EXPIRY_EVERY);
+	m.expiry_w.data = &m;
+	ev_timer_start(m.loop, &m.expiry_w);
 	if (m.running == n) {
 		log_info("listening", "listen=%s workers=%d", sock_ntop(listen, addr), n);
+		atomic_store(&metrics_proc.listening, 1);
 		if (t->role->attach != NULL)
 			t->role->attach(t, m.loop, listen);
 		rc = 0;
@@ -643,6 +665,8 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 		ev_timer_stop(m.loop, &m.status_w);
 		ev_timer_stop(m.loop, &m.dog_w);
 	}
+	ev_timer_stop(m.loop, &m.expiry_w);
+	atomic_store(&metrics_proc.listening, 0);
 	if (rc == 0 && t->role->detach != NULL)
 		t->role->detach(t, m.loop);
 	if (t->role->flush != NULL)

@@ -184,11 +184,13 @@ class Pki:
                   chain=chain if issuer else None)
 
     def issue(self, ca, name, cn, *, dns=(), ips=(), uris=(), ou=None, usage="client",
-              expired=False, passphrase=None, key="ec", digest="sha256", extra_cn=None):
+              expired=False, passphrase=None, key="ec", digest="sha256", extra_cn=None,
+              days=365):
         """Issue a leaf certificate signed by `ca`.
 
         usage: "client", "server" or "both" (extendedKeyUsage).
         expired: valid 2020-01-01 .. 2021-01-01 instead of yesterday .. +1 year.
+        days: how long from now it stays valid (default a year).
         passphrase: the key file is encrypted (AES-256, PKCS#8) with it.
         key: "ec" (P-256), "ec:CURVE" or "rsa:BITS".  digest: of the CA's signature.
         extra_cn: a second commonName after the first.
@@ -209,7 +211,7 @@ class Pki:
         if expired:
             start, end = "20200101000000Z", "20210101000000Z"
         else:
-            start, end = _utc(-1), _utc(365)
+            start, end = _utc(-1), _utc(days)
         self._sign(ca.dir, ca.conf, csr, cert, ext, start=start, end=end, digest=digest)
         if getattr(ca, "chain", None):
             cert.write_text(cert.read_text() + ca.chain.read_text())

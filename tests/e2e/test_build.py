@@ -45,6 +45,8 @@ SHIM_NEVER = {
     "the DER writer (certs/der_buf.c)": ("der_buf_", "der_put", "der_put_tlv"),
     "the certificate printers (certs/text.c)": ("text_", "x509_name_text", "x509_gn_text",
                                                 "x509_pem"),
+    # --metrics-listen is the daemons' (shared/metrics_http.c, libmicrohttpd)
+    "the metrics HTTP server (shared/metrics_http.c)": ("metrics_http", "MHD_", "http_start"),
 }
 # The server's modules (server/audit*.c, authz*.c, peers.c, ratelimit.c,
 # admit.c): the shared code reaches them only through server_role.
@@ -77,3 +79,10 @@ def test_shim_carries_only_the_client(module):
 @pytest.mark.parametrize("prefix", SHIM_NEVER_SERVER)
 def test_shim_carries_no_server_module(prefix):
     assert found(shim_symbols(), (prefix,)) == [], f"the shim links {prefix}*"
+
+
+def test_shim_does_not_link_libmicrohttpd():
+    shim = BUILD / "libtlsfwd-preload.so"
+    p = subprocess.run(["readelf", "-d", str(shim)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "NEEDED" in p.stdout and "microhttpd" not in p.stdout
