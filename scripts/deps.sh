@@ -10,6 +10,7 @@ build="$top/build"
 prefix="$build/wolfssl"
 
 pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev libssl-dev
+      libseccomp-dev
       zlib1g-dev libzstd-dev
       dpkg-dev autoconf automake libtool
       python3 python3-pytest python3-msgpack python3-fluent-logger python3-zstandard

@@ -131,6 +131,11 @@ const struct opt config_opts[] = {
 	{ "max-request-size", OPT_INT, ROLE_SERVER, 0, O(max_request_size), NULL, "0", 0, 1099511627776, NULL,
 	  "refuse a forward request larger than this many bytes (setting it reads the protocol; "
 	  "0: not set, 268435456 while the reader runs)" },
+	{ "user", OPT_STR, BOTH, 0, O(user), NULL, NULL, 0, 0, NULL,
+	  "started as root: bind, load the files, then drop to USER, its groups (or GROUP) for good" },
+	{ "sandbox", OPT_BOOL, BOTH, 0, O(sandbox), "true", "true", 0, 0, NULL,
+	  "run under Landlock (where the kernel has it) and a seccomp allow-list "
+	  "(--no-sandbox: off)" },
 	{ "log-level", OPT_ENUM, BOTH, 0, O(log_level), "info", "info", 0, 0, log_levels,
 	  "error, warn, info or debug" },
 	{ "log-format", OPT_ENUM, BOTH, 0, O(log_format), "logfmt", "logfmt", 0, 0, log_formats,

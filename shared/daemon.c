@@ -9,9 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "log.h"
 #include "reload.h"
+#include "sandbox.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -67,12 +71,73 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 		daemon_tunnel_close(t);
 		return -1;
 	}
+	return 0;
+}
+
+int daemon_tunnel_start(struct tunnel *t, const struct config *cfg, char *err, size_t errsz)
+{
 	if (resolver_start(&t->res, &t->ups, (double)cfg->resolve_interval) < 0) {
 		snprintf(err, errsz, "cannot start the resolver thread: %s", strerror(errno));
-		daemon_tunnel_close(t);
 		return -1;
 	}
 	return 0;
+}
+
+/* bound_port(fd): the TCP port the listener fd is bound to. */
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* daemon_run(t, cfg, listen): the start-up order — bind the listeners and
+ * (done by the caller) load the files as whoever started us; drop to --user;
+ * install the sandbox while only this thread exists; then start the threads
+ * (the role's, the resolver, the workers) which all run under it. */
+static int daemon_run(struct tunnel *t, struct config *cfg, const struct sock_addr *listen)
+{
+	const struct role *role = t->role;
+	int n = (int)cfg->workers, *lfds, i, rc = 1;
+	char err[1024];
+	struct reload r;
+
+	if ((lfds = calloc((size_t)n, sizeof(*lfds))) == NULL) {
+		log_error("out of memory", NULL);
+		return 1;
+	}
+	if (workers_listen(listen, n, lfds) < 0) {
+		free(lfds);
+		return 1;
+	}
+	if (sandbox_user(cfg->user, err, sizeof(err)) < 0 ||
+	    sandbox_enter(cfg, t, bound_port(lfds[0]), err, sizeof(err)) < 0 ||
+	    (role->start != NULL && role->start(cfg, err, sizeof(err)) < 0)) {
+		fprintf(stderr, "%s: %s\n", role->prog, err);
+		goto out;
+	}
+	if (daemon_tunnel_start(t, cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", role->prog, err);
+		if (role->stop != NULL)
+			role->stop();
+		goto out;
+	}
+	reload_init(&r, cfg, t);
+	rc = workers_run(t, listen, lfds, n, &r.hooks);	/* closes lfds */
+	n = 0;
+	reload_close(&r);
+	if (role->stop != NULL)
+		role->stop();
+out:
+	for (i = 0; i < n; i++)
+		close(lfds[i]);
+	free(lfds);
+	return rc;
 }
 
 void daemon_tunnel_close(struct tunnel *t)
@@ -141,20 +206,7 @@ int daemon_main(const struct role *role, int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_conns);
-	if (role->start != NULL && role->start(&cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s: %s\n", prog, err);
-		rc = 1;
-		goto out_ctx;
-	}
-	{
-		struct reload r;
-
-		reload_init(&r, &cfg, &t);
-		rc = workers_run(&t, &listen, (int)cfg.workers, &r.hooks);
-		reload_close(&r);
-	}
-	if (role->stop != NULL)
-		role->stop();
+	rc = daemon_run(&t, &cfg, &listen);
 out_ctx:
 	daemon_tunnel_close(&t);
 out_tls:
