@@ -45,6 +45,9 @@ SHIM_NEVER = {
     "the DER writer (certs/der_buf.c)": ("der_buf_", "der_put", "der_put_tlv"),
     "the certificate printers (certs/text.c)": ("text_", "x509_name_text", "x509_gn_text",
                                                 "x509_pem"),
+    # The shim installs no sandbox and drops no privileges (it lives in
+    # someone else's program): neither libseccomp nor shared/sandbox.c.
+    "the sandbox (shared/sandbox.c, libseccomp)": ("seccomp_", "landlock", "sigsys"),
 }
 # The server's modules (server/audit*.c, authz*.c, peers.c, ratelimit.c,
 # admit.c): the shared code reaches them only through server_role.
