@@ -214,8 +214,11 @@ def test_not_root_cannot_switch_to_another_user(tf, pki, shared_pki):
             "--ca", os.path.join(shared_pki, "ca.crt"),
             "--cert", os.path.join(shared_pki, "server.crt"),
             "--key", os.path.join(shared_pki, "server.key"), "--user", "root"]
-    cmd = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
-           "--clear-groups", *daemon_command("tlsfwd-server", args, tf.tmp / "setpriv.valgrind")]
+    logs = os.path.join(shared_pki, "logs")      # valgrind's log, written as nobody
+    os.mkdir(logs)
+    os.chown(logs, nobody.pw_uid, nobody.pw_gid)
+    cmd = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+           *daemon_command("tlsfwd-server", args, os.path.join(logs, "server.valgrind"))]
     p = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                        timeout=wait_time(30))
     assert p.returncode == 1, p
