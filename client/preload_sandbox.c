@@ -14,6 +14,11 @@ int sandbox_user(const char *spec, char *err, size_t errsz)
 	return -1;
 }
 
+int sandbox_user_check(const char *spec, char *err, size_t errsz)
+{
+	return sandbox_user(spec, err, errsz);
+}
+
 int sandbox_enter(const struct config *cfg, const struct tunnel *t, int listen_port,
     char *err, size_t errsz)
 {

@@ -198,6 +198,10 @@ int daemon_main(const struct role *role, int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, err);
 		goto out_tls;
 	}
+	if (cfg.check && sandbox_user_check(cfg.user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		goto out_ctx;
+	}
 	if (cfg.check) {
 		config_print(&cfg, stdout);
 		printf("# configuration OK\n");

@@ -70,6 +70,15 @@ static int lookup(const char *spec, char *name, size_t namesz, uid_t *uid, gid_t
 	return 0;
 }
 
+int sandbox_user_check(const char *spec, char *err, size_t errsz)
+{
+	char name[256];
+	uid_t uid;
+	gid_t gid;
+
+	return spec == NULL ? 0 : lookup(spec, name, sizeof(name), &uid, &gid, err, errsz);
+}
+
 int sandbox_user(const char *spec, char *err, size_t errsz)
 {
 	char name[256];

@@ -18,6 +18,10 @@
  *  already are.  Returns 0, or -1 with the cause in err. */
 int sandbox_user(const char *spec, char *err, size_t errsz);
 
+/** sandbox_user_check(spec, err, errsz): --check: spec (NULL: none) names
+ *  a user and group that exist.  0, or -1 with the cause in err. */
+int sandbox_user_check(const char *spec, char *err, size_t errsz);
+
 /** sandbox_enter(cfg, t, listen_port, err, errsz): Landlock (where the
  *  kernel has it: read-only access to the directories of cfg's files and
  *  what the resolver reads, write access to the audit file's directory,

@@ -200,6 +200,8 @@ def test_an_unknown_user_is_a_startup_error(tf, pki):
     p = tf.run("tlsfwd-server", *server_args(pki, "--user", "no-such-user-tlsfwd"))
     assert p.returncode == 1, p
     assert "--user: no-such-user-tlsfwd: no such user" in p.stderr, p.stderr
+    p = tf.run("tlsfwd-server", *server_args(pki, "--user", "no-such-user-tlsfwd", "--check"))
+    assert p.returncode == 1 and "no such user" in p.stderr, p
     p = tf.run("tlsfwd-client", "--listen", f"127.0.0.1:{free_port()}", "--server",
                "127.0.0.1:9", "--ca", pki.ca.cert, "--cert", pki.client.cert, "--key",
                pki.client.key, "--user", "nobody:no-such-group-tlsfwd")
