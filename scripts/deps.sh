@@ -15,6 +15,7 @@ pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev li
       dpkg-dev autoconf automake libtool
       python3 python3-pytest python3-msgpack python3-fluent-logger python3-zstandard
       stunnel4 socat openssl valgrind procps psmisc libnss-wrapper tinyproxy)
+pkgs+=(gdb)    # test_sandbox: makes a sandboxed daemon call what seccomp denies
 pkgs+=(iproute2 nftables)    # make faults: ip netns, veth, nft
 [ "$mode" = system ] && pkgs+=(libwolfssl-dev)
 command -v npm >/dev/null || pkgs+=(npm)

@@ -464,6 +464,7 @@ class Daemon:
         self.out_path = workdir / f"{name}.stdout"
         self.vg_path = workdir / f"{name}.valgrind"
         self.reaped = False
+        self.expect_denied = False      # a test makes it call what the sandbox denies
         cmd = daemon_command(prog, self.args, self.vg_path)
         full_env = dict(os.environ, **(env or {}))
         with open(self.log_path, "wb") as err, open(self.out_path, "wb") as out:
@@ -861,6 +862,9 @@ class Harness:
             if rc != 0:
                 problems.append(f"{d.name} exited {rc} at teardown (expected 0 after SIGTERM)\n"
                                 f"{d.describe()}")
+        for d in self.daemons:      # the seccomp allow-list missed a call the daemon made
+            if "denied by the sandbox" in d.log_text() and not d.expect_denied:
+                problems.append(f"{d.name} made a system call the sandbox denies\n{d.describe()}")
         if problems:
             pytest.fail("\n\n".join(problems), pytrace=False)
 

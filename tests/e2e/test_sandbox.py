@@ -12,6 +12,7 @@ Under valgrind (make valgrind) the sandbox is off (conftest.py says why):
 the tests that need it are skipped there; the --user ones run."""
 
 import os
+import platform
 import pwd
 import shutil
 import signal
@@ -93,6 +94,26 @@ def test_serves_reloads_and_reopens_under_the_sandbox(tf, pki, tmp_path, live, s
     for d in (server, client):
         assert not [r for r in d.records() if "denied by the sandbox" in r.get("msg", "")], \
             d.describe()
+
+
+@needs_sandbox
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="mount(2) is 165 on x86-64")
+def test_a_denied_system_call_fails_with_eperm_and_is_logged(tf):
+    """gdb makes the running server call mount(2), which the allow-list does
+    not hold: the call fails with EPERM, one error line names it, and the
+    server keeps serving (SIGSYS caught, not the process killed)."""
+    sink = tf.tcp_sink()
+    server = tf.server(sink)
+    server.expect_denied = True
+    p = subprocess.run(["gdb", "-p", str(server.pid), "-batch", "-nx",
+                        "-ex", "handle SIGSYS nostop noprint pass",
+                        "-ex", "print (long)syscall(165, 0, 0, 0, 0, 0)",
+                        "-ex", "print *(int *)__errno_location()"],
+                       capture_output=True, text=True, timeout=wait_time(60))
+    assert "$1 = -1" in p.stdout and "$2 = 1" in p.stdout, p.stdout + p.stderr   # EPERM
+    rec = server.wait_for(lambda r: "denied by the sandbox" in r.get("msg", ""))
+    assert rec["level"] == "error" and rec["syscall"] == "165", rec
+    relay_one(tf, server, sink)
 
 
 def allow_file_setup(tmp_path, pki):
