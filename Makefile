@@ -10,7 +10,7 @@ OPT      ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fno-strict-aliasing -pthread -Ishared
-LDLIBS   += -lev -lmsgpackc -lm -pthread
+LDLIBS   += -lev -lmsgpackc -lseccomp -lm -pthread
 
 ifeq ($(WOLFSSL),system)
   WOLF_CFLAGS := $(shell pkg-config --cflags wolfssl)
@@ -40,10 +40,13 @@ ROOM_LIBS  := $(B)/libtlsfwd-certs.a $(B)/libtlsfwd-server.a $(B)/libtlsfwd-clie
               $(B)/libtlsfwd.a
 PRELOAD_SRC := $(wildcard client/preload*.c)
 PRELOAD    := $(if $(PRELOAD_SRC),$(B)/libtlsfwd-preload.so)
-# The metrics HTTP server (libmicrohttpd) is the daemons' alone: not in the shim.
+# Not in the shim: the metrics HTTP server (libmicrohttpd) is the daemons'
+# alone, and the shim installs no sandbox (it lives in someone else's program):
+# not shared/sandbox.c, whose calls client/preload_sandbox.c answers with an
+# error, so the shim does not link libseccomp.
 HTTP_SRC   := shared/metrics_http.c
-PIC_OBJ    := $(patsubst %.c,$(B)/pic/%.o,$(filter-out $(HTTP_SRC),$(SHARED_SRC)) $(CLIENT_SRC) \
-              $(PRELOAD_SRC))
+PIC_OBJ    := $(patsubst %.c,$(B)/pic/%.o,$(filter-out $(HTTP_SRC) shared/sandbox.c,$(SHARED_SRC)) \
+              $(CLIENT_SRC) $(PRELOAD_SRC))
 PROBE_SRC  := $(wildcard tests/preload/*.c)
 PROBE_BIN  := $(PROBE_SRC:tests/preload/%.c=$(B)/probe/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)

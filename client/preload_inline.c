@@ -163,6 +163,11 @@ static int core_start(char *err, size_t errsz)
 		tls_cleanup();
 		return -1;
 	}
+	if (daemon_tunnel_start(&core.t, &core.cfg, err, errsz) < 0) {
+		daemon_tunnel_close(&core.t);
+		tls_cleanup();
+		return -1;
+	}
 	if ((lfd = sock_listen(&listen, 0)) < 0 ||
 	    getsockname(lfd, (struct sockaddr *)&core.addr, &len) < 0) {
 		snprintf(err, errsz, "cannot listen on 127.0.0.1: %s", strerror(errno));

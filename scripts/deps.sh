@@ -10,10 +10,12 @@ build="$top/build"
 prefix="$build/wolfssl"
 
 pkgs=(build-essential clang pkg-config libev-dev libcmocka-dev libmsgpack-dev libssl-dev
+      libseccomp-dev
       zlib1g-dev libzstd-dev libmicrohttpd-dev
       dpkg-dev autoconf automake libtool
       python3 python3-pytest python3-msgpack python3-fluent-logger python3-zstandard
       stunnel4 socat openssl valgrind procps psmisc libnss-wrapper tinyproxy)
+pkgs+=(gdb)    # test_sandbox: makes a sandboxed daemon call what seccomp denies
 pkgs+=(iproute2 nftables)    # make faults: ip netns, veth, nft
 pkgs+=(systemd)              # test_systemd.py: systemd-analyze verify and security (no running systemd needed)
 pkgs+=(prometheus)           # tests/e2e/test_metrics.py: promtool and a real Prometheus

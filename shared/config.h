@@ -57,6 +57,8 @@ struct config {
 	/* server: the forward-protocol reader (server/fwd.c), on when any is set */
 	char *stamp_key, *stamp_format, *stamp_address_key, *tag_prefix;
 	long max_request_size;		/* 0: not set (FWD_REQUEST_MAX_DEFAULT) */
+	char *user;			/* --user USER[:GROUP]: drop to it after start-up */
+	int sandbox;			/* Landlock and seccomp (--no-sandbox: 0) */
 	int check, version, help;	/* command-line only */
 };
 

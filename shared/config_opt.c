@@ -135,6 +135,11 @@ const struct opt config_opts[] = {
 	  "serve Prometheus /metrics, /healthz and /readyz over HTTP on HOST:PORT (loopback)" },
 	{ "allow-remote-metrics", OPT_BOOL, BOTH, 0, O(allow_remote_metrics), "false", "false", 0, 0, NULL,
 	  "allow --metrics-listen on a non-loopback address (anyone who reaches it reads them)" },
+	{ "user", OPT_STR, BOTH, 0, O(user), NULL, NULL, 0, 0, NULL,
+	  "started as root: bind, load the files, then drop to USER, its groups (or GROUP) for good" },
+	{ "sandbox", OPT_BOOL, BOTH, 0, O(sandbox), "true", "true", 0, 0, NULL,
+	  "run under Landlock (where the kernel has it) and a seccomp allow-list "
+	  "(--no-sandbox: off)" },
 	{ "log-level", OPT_ENUM, BOTH, 0, O(log_level), "info", "info", 0, 0, log_levels,
 	  "error, warn, info or debug" },
 	{ "log-format", OPT_ENUM, BOTH, 0, O(log_format), "logfmt", "logfmt", 0, 0, log_formats,

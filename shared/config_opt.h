@@ -29,7 +29,7 @@ struct opt {
 
 #define O(f) offsetof(struct config, f)
 
-#define CONFIG_NOPTS 56	/* entries in config_opts[] (checked where it is defined) */
+#define CONFIG_NOPTS 58	/* entries in config_opts[] (checked where it is defined) */
 
 /* Every option, in --help and --check order. */
 extern const struct opt config_opts[];

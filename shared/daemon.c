@@ -11,11 +11,14 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
 #include "reload.h"
+#include "sandbox.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -71,12 +74,91 @@ int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
 		daemon_tunnel_close(t);
 		return -1;
 	}
+	return 0;
+}
+
+int daemon_tunnel_start(struct tunnel *t, const struct config *cfg, char *err, size_t errsz)
+{
 	if (resolver_start(&t->res, &t->ups, (double)cfg->resolve_interval) < 0) {
 		snprintf(err, errsz, "cannot start the resolver thread: %s", strerror(errno));
-		daemon_tunnel_close(t);
 		return -1;
 	}
 	return 0;
+}
+
+/* bound_port(fd): the TCP port the listener fd is bound to. */
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* daemon_run(t, cfg, listen, http, mfd): the start-up order — bind the listeners and
+ * (done by the caller) load the files as whoever started us; drop to --user;
+ * install the sandbox while only this thread exists; then start the threads
+ * (the role's, the resolver, the metrics server on mfd, the workers),
+ * which all run under it. */
+static int daemon_run(struct tunnel *t, struct config *cfg, const struct sock_addr *listen,
+    const struct daemon_http *http, int mfd)
+{
+	const struct role *role = t->role;
+	int n = (int)cfg->workers, *lfds, i, rc = 1;
+	char err[1024];
+	struct reload r;
+	void *mh = NULL;
+
+	if ((lfds = calloc((size_t)n, sizeof(*lfds))) == NULL) {
+		log_error("out of memory", NULL);
+		goto out_mfd;
+	}
+	if (workers_listen(listen, n, lfds) < 0) {
+		free(lfds);
+		goto out_mfd;
+	}
+	if (sandbox_user(cfg->user, err, sizeof(err)) < 0 ||
+	    sandbox_enter(cfg, t, bound_port(lfds[0]), err, sizeof(err)) < 0 ||
+	    (role->start != NULL && role->start(cfg, err, sizeof(err)) < 0)) {
+		fprintf(stderr, "%s: %s\n", role->prog, err);
+		goto out;
+	}
+	if (daemon_tunnel_start(t, cfg, err, sizeof(err)) < 0)
+		goto out_stop;
+	if (mfd >= 0) {
+		mh = http->start(t, mfd, err, sizeof(err));	/* takes mfd */
+		mfd = -1;
+		if (mh == NULL) {
+			snprintf(err + strlen(err), sizeof(err) - strlen(err), " (--metrics-listen)");
+			goto out_stop;
+		}
+		log_info("serving metrics", "listen=%s", cfg->metrics_listen);
+	}
+	reload_init(&r, cfg, t);
+	rc = workers_run(t, listen, lfds, n, &r.hooks);	/* closes lfds */
+	n = 0;
+	reload_close(&r);
+	if (role->stop != NULL)
+		role->stop();
+	if (mh != NULL)
+		http->stop(mh);
+	goto out;
+out_stop:
+	fprintf(stderr, "%s: %s\n", role->prog, err);
+	if (role->stop != NULL)
+		role->stop();
+out:
+	for (i = 0; i < n; i++)
+		close(lfds[i]);
+	free(lfds);
+out_mfd:
+	if (mfd >= 0)
+		close(mfd);
+	return rc;
 }
 
 void daemon_tunnel_close(struct tunnel *t)
@@ -130,8 +212,7 @@ int daemon_main(const struct role *role, const struct daemon_http *http, int arg
 	const char *prog = role->prog;
 	struct tunnel t = { .role = role };
 	struct sock_addr listen, maddr;
-	void *mh = NULL;
-	int has_metrics;
+	int has_metrics, mfd = -1;
 	struct config cfg;
 	char err[1024];
 	const char *why;
@@ -169,6 +250,10 @@ int daemon_main(const struct role *role, const struct daemon_http *http, int arg
 		fprintf(stderr, "%s: %s\n", prog, err);
 		goto out_tls;
 	}
+	if (cfg.check && sandbox_user_check(cfg.user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		goto out_ctx;
+	}
 	if (cfg.check) {
 		config_print(&cfg, stdout);
 		printf("# configuration OK\n");
@@ -185,43 +270,19 @@ int daemon_main(const struct role *role, const struct daemon_http *http, int arg
 	}
 	if (has_metrics) {
 		/* Bound and libmicrohttpd loaded (files read) here, before any
-		 * privilege drop or sandbox; its thread may start later. */
-		int fd = sock_listen(&maddr, 0);
-
-		if (fd < 0) {
+		 * privilege drop or sandbox; its thread starts in daemon_run(). */
+		if ((mfd = sock_listen(&maddr, 0)) < 0) {
 			fprintf(stderr, "%s: --metrics-listen: cannot listen on %s: %s\n", prog,
 			    cfg.metrics_listen, strerror(errno));
 			goto out_ctx;
 		}
 		if (http->load(err, sizeof(err)) < 0) {
-			close(fd);
+			close(mfd);
 			fprintf(stderr, "%s: --metrics-listen: %s\n", prog, err);
 			goto out_ctx;
 		}
-		/* its thread, beside the workers' (which workers_run() starts) */
-		if ((mh = http->start(&t, fd, err, sizeof(err))) == NULL) {
-			fprintf(stderr, "%s: --metrics-listen: %s\n", prog, err);
-			goto out_ctx;
-		}
-		log_info("serving metrics", "listen=%s", cfg.metrics_listen);
 	}
-	if (role->start != NULL && role->start(&cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s: %s\n", prog, err);
-		rc = 1;
-		goto out_http;
-	}
-	{
-		struct reload r;
-
-		reload_init(&r, &cfg, &t);
-		rc = workers_run(&t, &listen, (int)cfg.workers, &r.hooks);
-		reload_close(&r);
-	}
-	if (role->stop != NULL)
-		role->stop();
-out_http:
-	if (mh != NULL)
-		http->stop(mh);
+	rc = daemon_run(&t, &cfg, &listen, http, mfd);
 out_ctx:
 	daemon_tunnel_close(&t);
 out_tls:

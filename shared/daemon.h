@@ -32,11 +32,16 @@ extern const struct daemon_http metrics_http;
 int daemon_main(const struct role *role, const struct daemon_http *http, int argc, char **argv);
 
 /** daemon_tunnel_open(t, cfg, listen, err, errsz): fill t (whose role is
- *  set) from cfg: timeouts, limits, the role's prepare, the TLS policy.
- *  Needs tls_init().  Returns 0, or -1 with a message in err and t
+ *  set) from cfg: timeouts, limits, the role's prepare, the TLS policy;
+ *  no thread (daemon_tunnel_start() starts them).  Needs tls_init().  Returns 0, or -1 with a message in err and t
  *  released. */
 int daemon_tunnel_open(struct tunnel *t, const struct config *cfg,
     const struct sock_addr *listen, char *err, size_t errsz);
+
+/** daemon_tunnel_start(t, cfg, err, errsz): start t's threads (the resolver,
+ *  if a name is to be resolved again); after the sandbox is in place.
+ *  Returns 0, or -1 with a message in err. */
+int daemon_tunnel_start(struct tunnel *t, const struct config *cfg, char *err, size_t errsz);
 
 /** daemon_tunnel_close(t): release what daemon_tunnel_open() set up. */
 void daemon_tunnel_close(struct tunnel *t);

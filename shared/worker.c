@@ -354,6 +354,7 @@ int worker_start(struct worker *w, const struct worker_thread *th)
 	if (w->th.quiet != NULL)
 		ev_set_loop_release_cb(w->set.loop, quiet_release, quiet_acquire);
 	sigfillset(&all);
+	sigdelset(&all, SIGSYS);	/* the sandbox's report of a denied call */
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	sem_init(&w->running, 0, 0);
 	rc = pthread_create(&w->thread, &attr, worker_main, w);
@@ -581,7 +582,23 @@ static void done_cb(struct ev_loop *loop, ev_async *a, int revents)
 		ev_break(loop, EVBREAK_ALL);
 }
 
-int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
+int workers_listen(const struct sock_addr *listen, int n, int *lfds)
+{
+	char addr[SOCK_NTOP_MAX];
+	int i;
+
+	for (i = 0; i < n; i++)
+		if ((lfds[i] = sock_listen(listen, 1)) < 0) {
+			log_error("cannot listen", "listen=%s reason=%s", sock_ntop(listen, addr),
+			    strerror(errno));
+			while (i-- > 0)
+				close(lfds[i]);
+			return -1;
+		}
+	return 0;
+}
+
+int workers_run(struct tunnel *t, const struct sock_addr *listen, int *lfds, int n,
     const struct workers_hooks *hooks)
 {
 	struct main_state m = { .loop = ev_default_loop(0), .n = n, .hooks = hooks, .t = t };
@@ -590,12 +607,14 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 	enum { NSIG_WATCHED = sizeof(signums) / sizeof(signums[0]) };
 	ev_signal sig[NSIG_WATCHED];
 	char addr[SOCK_NTOP_MAX];
-	int i, lfd, rc = 1;
+	int i, rc = 1;
 
 	if (m.loop == NULL || (m.w = calloc((size_t)n, sizeof(*m.w))) == NULL ||
 	    (m.seen = calloc((size_t)n, sizeof(*m.seen))) == NULL) {
 		free(m.w);
 		log_error("cannot set up the event loop", NULL);
+		for (i = 0; i < n; i++)
+			close(lfds[i]);
 		return 1;
 	}
 	ev_async_init(&m.done_w, done_cb);
@@ -603,13 +622,11 @@ int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
 	ev_async_start(m.loop, &m.done_w);
 
 	for (i = 0; i < n; i++) {
-		if ((lfd = sock_listen(listen, 1)) < 0) {
-			log_error("cannot listen", "listen=%s reason=%s", sock_ntop(listen, addr),
-			    strerror(errno));
+		if ((m.w[i] = worker_new(t, lfds[i])) == NULL) {	/* takes lfds[i] */
+			while (++i < n)
+				close(lfds[i]);
 			goto out;
 		}
-		if ((m.w[i] = worker_new(t, lfd)) == NULL)
-			goto out;
 		if (dog > 0.)	/* four ticks a watchdog interval, two between pings */
 			worker_tick(m.w[i], dog / 4.);
 	}

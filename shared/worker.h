@@ -59,12 +59,18 @@ void worker_free(struct worker *w);
  *  wire or a line in the log — the parent still owns those connections. */
 void worker_abandon(struct worker *w);
 
-/** workers_run(t, listen, n, hooks): bind n listeners on listen, run n worker
- *  threads until SIGTERM or SIGINT (the first drains open connections, a
- *  second drops them), then join them.  Events on hooks->watch_fd are drained
- *  and, once quiet for half a second, call hooks->reload.  Returns 0 after a
- *  clean stop, or 1 (logged) if the listeners or threads could not be set up. */
-int workers_run(struct tunnel *t, const struct sock_addr *listen, int n,
+/** workers_listen(listen, n, lfds): bind n listeners on listen (SO_REUSEPORT)
+ *  into lfds, before privileges are dropped (a port below 1024 as root).
+ *  Returns 0, or -1 (logged) with none left open. */
+int workers_listen(const struct sock_addr *listen, int n, int *lfds);
+
+/** workers_run(t, listen, lfds, n, hooks): run n worker threads, one on each
+ *  of the n listeners lfds (bound on listen; workers_run closes them all),
+ *  until SIGTERM or SIGINT (the first drains open connections, a second
+ *  drops them), then join them.  Events on hooks->watch_fd are drained and,
+ *  once quiet for half a second, call hooks->reload.  Returns 0 after a
+ *  clean stop, or 1 (logged) if the workers or threads could not be set up. */
+int workers_run(struct tunnel *t, const struct sock_addr *listen, int *lfds, int n,
     const struct workers_hooks *hooks);
 
 #endif

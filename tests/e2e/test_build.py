@@ -47,6 +47,9 @@ SHIM_NEVER = {
                                                 "x509_pem"),
     # --metrics-listen is the daemons' (shared/metrics_http.c, libmicrohttpd)
     "the metrics HTTP server (shared/metrics_http.c)": ("metrics_http", "MHD_", "http_start"),
+    # The shim installs no sandbox and drops no privileges (it lives in
+    # someone else's program): neither libseccomp nor shared/sandbox.c.
+    "the sandbox (shared/sandbox.c, libseccomp)": ("seccomp_", "landlock", "sigsys"),
 }
 # The server's modules (server/audit*.c, authz*.c, peers.c, ratelimit.c,
 # admit.c): the shared code reaches them only through server_role.
