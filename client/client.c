@@ -250,7 +250,7 @@ static int client_upstream_open(struct conn *c, const char **why_out)
 	char req[PROXY_REQUEST_MAX];
 	const char *why = NULL;
 	size_t used;
-	ssize_t n;
+	size_t n;
 	int len, rc;
 
 	/*-
@@ -264,29 +264,16 @@ static int client_upstream_open(struct conn *c, const char **why_out)
 		return CONN_OPEN_DONE;
 	if ((len = proxy_request(req, sizeof(req), u->spec, cl->auth)) < 0)
 		return open_failed(why_out, "proxy_request_too_long");
-	while (h->sent < len) {
-		n = send(e->fd, req + h->sent, (size_t)(len - h->sent), MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			e->hwait = EV_WRITE;
-			return CONN_OPEN_WAIT;
-		}
-		if (n < 0)
-			return open_failed(why_out, errno == ECONNRESET || errno == EPIPE ?
-			    "proxy_closed" : "proxy_write_failed");
-		h->sent = (unsigned short)(h->sent + n);
-	}
-	do
-		n = recv(e->fd, buf, sizeof(buf) - h->answer.n, MSG_PEEK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		e->hwait = EV_READ;
-		return CONN_OPEN_WAIT;
-	}
-	if (n <= 0)
+	if ((rc = conn_hop_send(e, req, (size_t)len, &h->sent)) == CONN_OPEN_FAILED)
+		return open_failed(why_out, errno == ECONNRESET || errno == EPIPE ?
+		    "proxy_closed" : "proxy_write_failed");
+	if (rc == CONN_OPEN_WAIT)
+		return rc;
+	if ((rc = conn_hop_peek(e, buf, sizeof(buf) - h->answer.n, &n)) == CONN_OPEN_FAILED)
 		return open_failed(why_out, "proxy_closed");
-	rc = proxy_answer_feed(&h->answer, buf, (size_t)n, &used, &why);
+	if (rc == CONN_OPEN_WAIT)
+		return rc;
+	rc = proxy_answer_feed(&h->answer, buf, n, &used, &why);
 	if (rc == PROXY_FAIL)
 		return open_failed(why_out, why);
 	if (recv(e->fd, buf, used, 0) != (ssize_t)used)	/* take the header's bytes */
@@ -295,7 +282,7 @@ static int client_upstream_open(struct conn *c, const char **why_out)
 		e->hwait = EV_READ;
 		return CONN_OPEN_WAIT;
 	}
-	if (used < (size_t)n)
+	if (used < n)
 		return open_failed(why_out, "proxy_data_after_header");
 	log_debug("proxy tunnel open", "peer=%s upstream=%s status=%u", c->peer, u->spec,
 	    h->answer.status);

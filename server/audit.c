@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "thread.h"
 
 #define AUDIT_DROP_LOG_MS  60000	/* at most one "dropped" warning per minute */
 
@@ -390,7 +391,7 @@ static void audit_free(void)
 int audit_open(const char *file, const char *forward, const char *tag,
     char *err, size_t errsz)
 {
-	sigset_t all, old;
+	sigset_t old;
 	int rc;
 
 	if (atomic_load(&audit_on)) {
@@ -421,9 +422,7 @@ int audit_open(const char *file, const char *forward, const char *tag,
 	A.reopens_seen = atomic_load(&audit_reopens);
 
 	/* The thread takes no signals: the main loop handles them. */
-	sigfillset(&all);
-	sigdelset(&all, SIGSYS);	/* the sandbox's report of a denied call */
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	thread_signals_block(&old);
 	rc = pthread_create(&A.thread, NULL, audit_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {

@@ -29,6 +29,7 @@
 #include <wolfssl/wolfcrypt/sha512.h>
 
 #include "conn.h"
+#include "fp.h"
 #include "log.h"
 
 #define DIGEST_HEX (2 * WC_SHA512_DIGEST_SIZE)
@@ -36,17 +37,10 @@
 void fwd_auth_init(struct fwd_auth *a, const struct fwd_auth_secret *sec,
     const unsigned char random16[16])
 {
-	static const char hex[] = "0123456789abcdef";
-	int i;
-
 	memset(a, 0, offsetof(struct fwd_auth, nonce));
 	a->sec = sec;
 	a->owed = 1;
-	for (i = 0; i < 16; i++) {
-		a->salt[2 * i] = hex[random16[i] >> 4];
-		a->salt[2 * i + 1] = hex[random16[i] & 15];
-	}
-	a->salt[FWD_AUTH_SALT_LEN] = '\0';
+	fp_hex(random16, 16, a->salt, sizeof(a->salt));
 }
 
 /*-
@@ -160,7 +154,6 @@ static int is(const msgpack_object *o, const char *s)
  * other, into out (DIGEST_HEX digits and a NUL).  0, or -1 if wolfSSL fails. */
 static int digest(char out[DIGEST_HEX + 1], const void *const *parts, const size_t *lens, int k)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char d[WC_SHA512_DIGEST_SIZE];
 	wc_Sha512 sha;
 	int i, rc;
@@ -174,11 +167,7 @@ static int digest(char out[DIGEST_HEX + 1], const void *const *parts, const size
 	wc_Sha512Free(&sha);
 	if (rc != 0)
 		return -1;
-	for (i = 0; i < WC_SHA512_DIGEST_SIZE; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[DIGEST_HEX] = '\0';
+	fp_hex(d, sizeof(d), out, DIGEST_HEX + 1);
 	return 0;
 }
 
@@ -465,7 +454,7 @@ int fwd_auth_open(struct conn *c, const struct fwd_auth_secret *sec, const char 
 	struct fwd_auth *a = HOP(c);
 	const char *why = NULL;
 	size_t used;
-	ssize_t n;
+	size_t n;
 	int rc;
 
 	if (a == NULL) {
@@ -478,31 +467,16 @@ int fwd_auth_open(struct conn *c, const struct fwd_auth_secret *sec, const char 
 		fwd_auth_init(a, sec, r);
 	}
 	for (;;) {
-		while (a->out_sent < a->out_len) {
-			n = send(e->fd, a->out + a->out_sent, (size_t)(a->out_len - a->out_sent),
-			    MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				e->hwait = EV_WRITE;
-				return CONN_OPEN_WAIT;
-			}
-			if (n < 0)
-				return open_end(c, CONN_OPEN_FAILED, why_out,
-				    errno == ECONNRESET || errno == EPIPE ? "fwd_auth_closed" :
-				    "fwd_auth_write_failed");
-			a->out_sent = (unsigned short)(a->out_sent + n);
-		}
-		do
-			n = recv(e->fd, buf, sizeof(buf), MSG_PEEK);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			e->hwait = EV_READ;
-			return CONN_OPEN_WAIT;
-		}
-		if (n <= 0)
-			return open_end(c, CONN_OPEN_FAILED, why_out, "fwd_auth_closed");
-		rc = fwd_auth_feed(a, buf, (size_t)n, &used, &why);
+		if ((rc = conn_hop_send(e, a->out, a->out_len, &a->out_sent)) == CONN_OPEN_FAILED)
+			return open_end(c, rc, why_out, errno == ECONNRESET || errno == EPIPE ?
+			    "fwd_auth_closed" : "fwd_auth_write_failed");
+		if (rc == CONN_OPEN_WAIT)
+			return rc;
+		if ((rc = conn_hop_peek(e, buf, sizeof(buf), &n)) == CONN_OPEN_FAILED)
+			return open_end(c, rc, why_out, "fwd_auth_closed");
+		if (rc == CONN_OPEN_WAIT)
+			return rc;
+		rc = fwd_auth_feed(a, buf, n, &used, &why);
 		if (rc == FWD_AUTH_FAIL)
 			return open_end(c, CONN_OPEN_FAILED, why_out, why);
 		if (used > 0 && recv(e->fd, buf, used, 0) != (ssize_t)used)

@@ -143,6 +143,18 @@ struct conn_set {
  *  sockets, abortively unless why is CONN_DONE, and free c.  Returns -1. */
 int conn_drop(struct conn *c, enum conn_reason why, enum conn_side side, const char *detail);
 
+/** conn_hop_send(e, p, len, sent): write what is left of a hop's message
+ *  (len bytes at p, *sent of them written) on end e's socket before TLS.
+ *  CONN_OPEN_DONE once all is written, CONN_OPEN_WAIT (e->hwait set) while
+ *  the socket is full, CONN_OPEN_FAILED with errno. */
+int conn_hop_send(struct end *e, const void *p, size_t len, unsigned short *sent);
+
+/** conn_hop_peek(e, buf, n, got): what the hop's peer sent, left in the
+ *  socket (MSG_PEEK; take what is used with recv()).  CONN_OPEN_DONE with
+ *  *got > 0, CONN_OPEN_WAIT (e->hwait set), CONN_OPEN_FAILED at an EOF or
+ *  an error. */
+int conn_hop_peek(struct end *e, void *buf, size_t n, size_t *got);
+
 /** conn_set_init(s, loop, t): an empty set on loop.  0, or -1 out of memory. */
 int conn_set_init(struct conn_set *s, struct ev_loop *loop, struct tunnel *t);
 

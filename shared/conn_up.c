@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "conn_int.h"
 #include "log.h"
@@ -304,4 +305,40 @@ void conn_set_probe_now(struct conn_set *s)
 {
 	upstream_probe_now(&s->t->ups, s);
 	probe_after(s, 0.);
+}
+
+int conn_hop_send(struct end *e, const void *p, size_t len, unsigned short *sent)
+{
+	ssize_t n;
+
+	while (*sent < len) {
+		n = send(e->fd, (const char *)p + *sent, len - *sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			e->hwait = EV_WRITE;
+			return CONN_OPEN_WAIT;
+		}
+		if (n < 0)
+			return CONN_OPEN_FAILED;
+		*sent = (unsigned short)(*sent + n);
+	}
+	return CONN_OPEN_DONE;
+}
+
+int conn_hop_peek(struct end *e, void *buf, size_t n, size_t *got)
+{
+	ssize_t r;
+
+	do
+		r = recv(e->fd, buf, n, MSG_PEEK);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		e->hwait = EV_READ;
+		return CONN_OPEN_WAIT;
+	}
+	if (r <= 0)
+		return CONN_OPEN_FAILED;
+	*got = (size_t)r;
+	return CONN_OPEN_DONE;
 }

@@ -11,8 +11,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -89,14 +87,9 @@ int daemon_tunnel_start(struct tunnel *t, const struct config *cfg, char *err, s
 /* bound_port(fd): the TCP port the listener fd is bound to. */
 static int bound_port(int fd)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	struct sock_addr a = { .len = sizeof(a.ss) };
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return getsockname(fd, (struct sockaddr *)&a.ss, &a.len) < 0 ? 0 : (int)sock_port(&a);
 }
 
 /* daemon_run(t, cfg, listen, http, mfd): the start-up order — bind the listeners and

@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "thread.h"
 
 #define HTTP_CONNS 16		/* scrapers at once */
 #define HTTP_TIMEOUT 10		/* seconds an idle scrape connection lives */
@@ -140,7 +141,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 static void *http_start(struct tunnel *t, int fd, char *err, size_t errsz)
 {
 	struct MHD_Daemon *d;
-	sigset_t all, old;
+	sigset_t old;
 
 	if (mhd.lib == NULL) {
 		snprintf(err, errsz, "libmicrohttpd is not loaded");
@@ -148,9 +149,7 @@ static void *http_start(struct tunnel *t, int fd, char *err, size_t errsz)
 		return NULL;
 	}
 	/* Its thread takes no signal: they belong to the main thread. */
-	sigfillset(&all);
-	sigdelset(&all, SIGSYS);	/* the sandbox's report of a denied call */
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	thread_signals_block(&old);
 	d = mhd.start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL, handle, t,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNS,

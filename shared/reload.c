@@ -16,9 +16,7 @@
 #include "role.h"
 #include "tls.h"
 
-/* each_file(cfg, role, fn, arg): call fn on every file a reload reads,
- * the role's own (an allow-file) too. */
-static void each_file(const struct config *cfg, const struct role *role,
+void reload_each_file(const struct config *cfg, const struct role *role,
     void (*fn)(const char *, void *), void *arg)
 {
 	const char *one[] = { cfg->cert, cfg->key, cfg->ca, cfg->key_pass_file };
@@ -59,7 +57,7 @@ static unsigned long long files_signature(const struct config *cfg, const struct
 {
 	unsigned long long h = 14695981039346656037ULL;
 
-	each_file(cfg, role, sig_add, &h);
+	reload_each_file(cfg, role, sig_add, &h);
 	return h;
 }
 
@@ -125,7 +123,7 @@ static int watch_files(const struct config *cfg, const struct role *role)
 		    strerror(errno));
 		return -1;
 	}
-	each_file(cfg, role, watch_add, &fd);
+	reload_each_file(cfg, role, watch_add, &fd);
 	return fd;
 }
 

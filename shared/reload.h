@@ -23,4 +23,10 @@ void reload_init(struct reload *r, const struct config *cfg, struct tunnel *t);
 /** reload_close(r): stop watching. */
 void reload_close(struct reload *r);
 
+/** reload_each_file(cfg, role, fn, arg): call fn on every file a reload
+ *  reads again: --cert, --key, --ca, --key-pass-file, each --crl, and the
+ *  role's own (an allow-file). */
+void reload_each_file(const struct config *cfg, const struct role *role,
+    void (*fn)(const char *, void *), void *arg);
+
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "thread.h"
 
 #define RESOLVE_GAP 1.0		/* seconds between two rounds, at least */
 
@@ -90,7 +91,7 @@ static void *resolver_main(void *arg)
 int resolver_start(struct resolver *r, struct upstreams *p, double interval)
 {
 	pthread_condattr_t ca;
-	sigset_t all, old;
+	sigset_t old;
 	int i, rc;
 
 	memset(r, 0, sizeof(*r));
@@ -106,9 +107,7 @@ int resolver_start(struct resolver *r, struct upstreams *p, double interval)
 	pthread_cond_init(&r->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	/* Signals are the main loop's: the thread blocks them all. */
-	sigfillset(&all);
-	sigdelset(&all, SIGSYS);	/* the sandbox's report of a denied call */
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	thread_signals_block(&old);
 	rc = pthread_create(&r->thread, NULL, resolver_main, r);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {

@@ -19,11 +19,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "reload.h"
 #include "role.h"
 #include "sock.h"
 #include "upstream.h"
@@ -213,14 +212,6 @@ static void ll_file_cb(const char *path, void *arg)
 		w->rc = ll_dir_of(w->ll, path, LL_RO, w->err, w->errsz);
 }
 
-/* sock_addr_port(a): a's port. */
-static long sock_addr_port(const struct sock_addr *a)
-{
-	if (a->ss.ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
-	return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
-}
-
 /* ll_port(ll, port, right): allow right on TCP port. */
 static int ll_port(struct ll *ll, long port, uint64_t right, char *err, size_t errsz)
 {
@@ -273,9 +264,9 @@ static int landlock(const struct config *cfg, const struct tunnel *t, int listen
 	struct ll_ruleset_attr ra = { 0 };
 	struct ll ll = { .fd = -1 };
 	struct ll_walk w = { .ll = &ll, .err = err, .errsz = errsz };
-	const char *files[] = { cfg->config_file, cfg->ca, cfg->cert, cfg->key, cfg->key_pass_file,
-		cfg->upstream_shared_key_file, cfg->upstream_password_file,
-		cfg->proxy_password_file, getenv("NSS_WRAPPER_HOSTS") };
+	/* What a reload reads again (reload_each_file), and what is read once. */
+	const char *files[] = { cfg->config_file, cfg->upstream_shared_key_file,
+		cfg->upstream_password_file, cfg->proxy_password_file, getenv("NSS_WRAPPER_HOSTS") };
 	size_t rsz = sizeof(uint64_t);
 	size_t i;
 	int k;
@@ -302,10 +293,8 @@ static int landlock(const struct config *cfg, const struct tunnel *t, int listen
 	for (i = 0; i < sizeof(files) / sizeof(files[0]) && w.rc == 0; i++)
 		if (files[i] != NULL)
 			ll_file_cb(files[i], &w);
-	for (k = 0; k < cfg->crl.n && w.rc == 0; k++)
-		ll_file_cb(cfg->crl.v[k], &w);
-	if (w.rc == 0 && t->role->files != NULL)
-		t->role->files(cfg, ll_file_cb, &w);
+	if (w.rc == 0)
+		reload_each_file(cfg, t->role, ll_file_cb, &w);
 	for (i = 0; i < sizeof(ll_system_ro) / sizeof(ll_system_ro[0]) && w.rc == 0; i++)
 		w.rc = ll_path(&ll, ll_system_ro[i], LL_RO, err, errsz);
 	/* The audit file is created again in its directory after logrotate moved it. */
@@ -318,7 +307,7 @@ static int landlock(const struct config *cfg, const struct tunnel *t, int listen
 		w.rc = ll_port(&ll, listen_port, LL_NET_BIND_TCP, err, errsz);
 		for (k = 0; k < t->ups.n && w.rc == 0; k++)
 			w.rc = t->ups.v[k].naddr > 0 ?
-			    ll_port(&ll, sock_addr_port(&t->ups.v[k].addr[0]), LL_NET_CONNECT_TCP,
+			    ll_port(&ll, (long)sock_port(&t->ups.v[k].addr[0]), LL_NET_CONNECT_TCP,
 			    err, errsz) :
 			    ll_port_of(&ll, t->ups.v[k].resolve, LL_NET_CONNECT_TCP, err, errsz);
 		if (w.rc == 0 && cfg->audit_forward != NULL)

@@ -129,6 +129,13 @@ char *sock_ntop(const struct sock_addr *a, char *buf)
 	return buf;
 }
 
+unsigned sock_port(const struct sock_addr *a)
+{
+	if (a->ss.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+}
+
 int sock_is_loopback(const struct sock_addr *a)
 {
 	if (a->ss.ss_family == AF_INET) {

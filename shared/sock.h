@@ -31,6 +31,9 @@ char *sock_ntop(const struct sock_addr *a, char *buf);
  *  IPv6 (::ffff:a.b.c.d), for tables keyed by address; zeros for another family. */
 void sock_key(const struct sock_addr *a, unsigned char ip[16]);
 
+/** sock_port(a): a's port (IPv4 or IPv6). */
+unsigned sock_port(const struct sock_addr *a);
+
 /** sock_is_loopback(a): non-zero for 127.0.0.0/8 and ::1. */
 int sock_is_loopback(const struct sock_addr *a);
 

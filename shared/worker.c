@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "thread.h"
 
 #define ACCEPT_BATCH 64		/* accepts per wakeup, for fairness */
 #define PAUSE_RETRY 0.1		/* seconds between re-checks while paused */
@@ -343,7 +344,7 @@ static void *worker_main(void *arg)
 int worker_start(struct worker *w, const struct worker_thread *th)
 {
 	pthread_attr_t attr;
-	sigset_t all, old;
+	sigset_t old;
 	int rc;
 
 	if (th != NULL)
@@ -353,9 +354,7 @@ int worker_start(struct worker *w, const struct worker_thread *th)
 		pthread_attr_setstacksize(&attr, w->th.stack);
 	if (w->th.quiet != NULL)
 		ev_set_loop_release_cb(w->set.loop, quiet_release, quiet_acquire);
-	sigfillset(&all);
-	sigdelset(&all, SIGSYS);	/* the sandbox's report of a denied call */
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	thread_signals_block(&old);
 	sem_init(&w->running, 0, 0);
 	rc = pthread_create(&w->thread, &attr, worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

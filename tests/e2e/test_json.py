@@ -88,9 +88,9 @@ def wait_lines(path, count):
         time.sleep(0.05)
 
 
-def test_invalid_utf8_subject_gives_valid_json_lines(tf, tmp_path, pki):
-    ident = raw_cn_identity(pki, tmp_path, b"a~b", b"a\xffb")
-    audit = tmp_path / "audit.jsonl"
+def relay_hello(tf, ident, audit):
+    """A pair logging JSON at debug, the client with identity ident: one
+    connection relays "hello" and ends.  (server, client)."""
     sink = tf.tcp_sink()
     server = tf.server(sink, audit_file=audit, log_format="json", log_level="debug")
     client = tf.client(server, identity=ident, log_format="json", log_level="debug")
@@ -99,6 +99,13 @@ def test_invalid_utf8_subject_gives_valid_json_lines(tf, tmp_path, pki):
     send_and_expect(app, far, b"hello")
     app.close()
     far.close()
+    return server, client
+
+
+def test_invalid_utf8_subject_gives_valid_json_lines(tf, tmp_path, pki):
+    ident = raw_cn_identity(pki, tmp_path, b"a~b", b"a\xffb")
+    audit = tmp_path / "audit.jsonl"
+    server, client = relay_hello(tf, ident, audit)
     events = strict_json_lines(wait_lines(audit, 2))        # accept and close
     server.wait_for(lambda r: r.get("msg") == "accepted", what="msg=accepted")
     acc = next(e for e in events if e["kind"] == "accept")
@@ -255,14 +262,7 @@ def test_hostile_subjects_give_valid_json(tf, tmp_path, pki, case):
     uri = b"spiffe://x/" + raw
     ident = hostile_identity(pki, tmp_path, case, cn=raw, dns=dns, uri=uri)
     audit = tmp_path / "audit.jsonl"
-    sink = tf.tcp_sink()
-    server = tf.server(sink, audit_file=audit, log_format="json", log_level="debug")
-    client = tf.client(server, identity=ident, log_format="json", log_level="debug")
-    app = tf.connect(client)
-    far = sink.accept()
-    send_and_expect(app, far, b"hello")
-    app.close()
-    far.close()
+    server, client = relay_hello(tf, ident, audit)
     server.wait_for(lambda r: r.get("msg") == "accepted", what="msg=accepted")
     events = strict_json_lines(wait_lines(audit, 2))
     records = strict_json_lines(server.log_path.read_bytes())
